@@ -33,7 +33,7 @@ void nn_conv2d_choose_tile(const struct gpu_device_info *info, const struct nn_c
 		// big channel blocks (up to 64, split evenly) and up to 16 pixels per invocation with the
 		// row split into equal tiles (no ragged tail). 32-channel caps measured 7% slower.
 		uint32_t w_out = nn_conv2d_out_w(d), tiles = (w_out + 8 * SG_LANES * 2 - 1) / (8 * SG_LANES * 2);
-		uint32_t cap = 64, blocks = (cog + cap - 1) / cap; // then equal blocks: 80 channels = 3 x 28, not 32+32+16
+		uint32_t cap = 64, blocks = (cog + cap - 1) / cap; // equal blocks: 80 channels = 2 x 40, not 64 + 16
 		t->variant = NN_CONV2D_SG;
 		t->ocb = ((cog + blocks - 1) / blocks + 3) / 4 * 4;
 		t->px = (w_out + SG_LANES * tiles - 1) / (SG_LANES * tiles);

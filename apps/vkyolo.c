@@ -12,6 +12,7 @@ struct subcommand {
 
 static const struct subcommand subcommands[] = {
 	{ "devices", cmd_devices, "list Vulkan devices and their capabilities" },
+	{ "convert", cmd_convert, "convert a .pt checkpoint to safetensors (--deploy: drop the PGI branch)" },
 };
 
 static void usage(FILE *f)

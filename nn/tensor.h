@@ -32,6 +32,8 @@ struct nn_tensor {
 
 size_t nn_dtype_size(enum nn_dtype t);
 const char *nn_dtype_name(enum nn_dtype t); // safetensors spelling: "F32", "F16", "U8", ...
+// Inverse of nn_dtype_name: 0, or -EINVAL for a name that is not one of ours (no log).
+int nn_dtype_from_name(const char *name, enum nn_dtype *out);
 int64_t nn_tensor_numel(const struct nn_tensor *t);
 // Element i converted to float (any dtype). No bounds check.
 float nn_tensor_get_f32(const struct nn_tensor *t, int64_t i);
@@ -51,6 +53,7 @@ int nn_tensor_map_create(struct nn_tensor_map **out);
 void nn_tensor_map_destroy(struct nn_tensor_map **map);
 // Borrowed pointer, NULL when absent.
 const struct nn_tensor *nn_tensor_map_find(const struct nn_tensor_map *map, const char *name);
-// Copies name, shape and data. -ENOMEM, -EEXIST for a duplicate name.
+// Copies name, shape and data (data NULL: the new tensor is zero-filled). -ENOMEM, -EEXIST for a
+// duplicate name, -EINVAL for a bad shape.
 int nn_tensor_map_add(struct nn_tensor_map *map, const char *name, enum nn_dtype dtype, uint32_t ndim,
                       const int64_t *shape, const void *data);

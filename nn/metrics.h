@@ -96,6 +96,7 @@ int nn_metrics_read_predictions(const char *path, int width, int height, struct 
 
 // Scores a prediction folder against a loaded split: for each image, <pred_dir>/<stem>.txt
 // (missing = no predictions); labels are clipped to the image (as val.py), predictions are not.
-// Fills *out (free with nn_metrics_result_finish). -EINVAL / -EIO / -ENOMEM.
+// Fills *out (free with nn_metrics_result_finish). -ENOENT (pred_dir is not a folder), -EINVAL /
+// -EIO (a prediction file), -ENOMEM.
 int nn_metrics_score_dir(const struct nn_dataset_split *split, const char *pred_dir,
 			 struct nn_metrics_result *out);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "dataset.h"
 #include "log.h"
@@ -136,8 +137,15 @@ int nn_metrics_score_dir(const struct nn_dataset_split *split, const char *pred_
 	struct nn_gt *gt = NULL;
 	struct nn_det *dets = NULL;
 	size_t gcap = 0;
-	int rc = nn_metrics_create(&m);
+	struct stat st;
 	memset(out, 0, sizeof(*out));
+	if (stat(pred_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		int e = errno;
+		LOGE("metrics: predictions folder %s: %s", pred_dir,
+		     stat(pred_dir, &st) != 0 ? strerror(e) : "not a folder");
+		return -ENOENT;
+	}
+	int rc = nn_metrics_create(&m);
 	for (size_t i = 0; !rc && i < split->count; i++) {
 		const struct nn_dataset_image *im = &split->images[i];
 		char *pp = pred_path(pred_dir, im->path);

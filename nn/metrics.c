@@ -46,8 +46,10 @@ int nn_metrics_match(const struct nn_det *dets, size_t ndet, const struct nn_gt 
 	int rc = 0;
 	float *iou = NULL;
 	long *best = NULL, *owner = NULL;
+	if (ndet == 0)
+		return 0;
 	memset(correct, 0, ndet * NN_METRICS_NIOU * sizeof(*correct));
-	if (ndet == 0 || ngt == 0)
+	if (ngt == 0)
 		return 0;
 	iou = malloc(ndet * ngt * sizeof(*iou)); // [ngt][ndet], -1 where the classes differ
 	best = malloc(ndet * sizeof(*best));

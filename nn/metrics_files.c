@@ -136,7 +136,7 @@ int nn_metrics_score_dir(const struct nn_dataset_split *split, const char *pred_
 	struct nn_metrics *m = NULL;
 	struct nn_gt *gt = NULL;
 	struct nn_det *dets = NULL;
-	size_t gcap = 0;
+	size_t gcap = 0, nfiles = 0;
 	struct stat st;
 	memset(out, 0, sizeof(*out));
 	if (stat(pred_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
@@ -154,6 +154,7 @@ int nn_metrics_score_dir(const struct nn_dataset_split *split, const char *pred_
 			rc = -ENOMEM;
 			break;
 		}
+		nfiles += stat(pp, &st) == 0;
 		rc = nn_metrics_read_predictions(pp, im->width, im->height, &dets, &nd);
 		free(pp);
 		if (!rc && im->count > gcap) {
@@ -170,6 +171,8 @@ int nn_metrics_score_dir(const struct nn_dataset_split *split, const char *pred_
 		free(dets);
 		dets = NULL;
 	}
+	if (!rc && nfiles == 0)
+		LOGW("metrics: no prediction file in %s matches an image of the split", pred_dir);
 	if (!rc)
 		rc = nn_metrics_compute(m, out);
 	if (rc == -ENOMEM)

@@ -13,6 +13,7 @@ enum app_exit {
 // Subcommands: argv[0] is the subcommand's name. Return an app_exit value.
 int cmd_devices(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_val(int argc, char **argv);
 
 // Opens the instance and the device chosen by `want` (index, name substring, or NULL for
 // VKYOLO_DEVICE / the best device) and logs which device was chosen. 0 or a negative errno.

@@ -82,16 +82,11 @@ int main(void)
 	snprintf(p, sizeof(p), "%s/*.xyz", tmp);
 	CHECK(nn_source_expand(p, &l) == -ENOENT);
 	CHECK(nn_source_expand("0", &l) == -ENOTSUP && nn_source_expand("rtsp://h/s", &l) == -ENOTSUP);
-	for (int i = 0; i < 7; i++) {
-		snprintf(p, sizeof(p), "%s/%s", tmp, names[i]);
-		unlink(p);
-	}
-	snprintf(p, sizeof(p), "%s/list.txt", tmp);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s/bad.txt", tmp);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s/sub.dir", tmp);
-	rmdir(p);
+	for (int i = 0; i < 7; i++)
+		test_remove(tmp, names[i]);
+	test_remove(tmp, "list.txt");
+	test_remove(tmp, "bad.txt");
+	test_remove(tmp, "sub.dir");
 	rmdir(tmp);
 	printf("source: ok\n");
 	return 0;

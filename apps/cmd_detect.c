@@ -15,7 +15,7 @@
 #include "nms.h"
 #include "runner.h"
 #include "safetensors.h"
-#include "sources.h"
+#include "source.h"
 
 #define MAX_CLASS_FILTER 256
 
@@ -341,26 +341,28 @@ done:
 
 static int run_images(struct detect_ctx *c)
 {
-	struct app_sources src;
+	struct nn_source_list *src = NULL;
 	uint32_t B = c->o.batch;
 	struct nn_image **imgs = calloc(B, sizeof(*imgs));
 	uint8_t *input = NULL;
 	float *pred = NULL;
-	int ret = imgs ? app_sources_expand(c->o.source, &src) : -ENOMEM;
+	int ret = imgs ? nn_source_expand(c->o.source, &src) : -ENOMEM;
 	if (ret) {
 		free(imgs);
 		return ret;
 	}
+	if (src->n_videos)
+		LOGW("detect: %zu video files skipped (play videos with `vkyolo view`)", src->n_videos);
 	struct nn_letterbox_params lp = { .new_w = c->o.img_w, .new_h = c->o.img_h, .auto_pad = B == 1,
 	                                  .scaleup = true, .stride = 32, .color = 114 };
-	for (size_t first = 0; first < src.count && !ret; first += B) {
-		uint32_t nb = src.count - first < B ? (uint32_t)(src.count - first) : B;
+	for (size_t first = 0; first < src->n_images && !ret; first += B) {
+		uint32_t nb = src->n_images - first < B ? (uint32_t)(src->n_images - first) : B;
 		uint32_t h = 0, w = 0;
 		double t0 = app_now_ms();
 		for (uint32_t b = 0; b < nb && !ret; b++) {
 			struct nn_letterbox lb;
 			uint8_t *chw = NULL;
-			if ((ret = nn_image_load(src.paths[first + b], &imgs[b])) ||
+			if ((ret = nn_image_load(src->items[first + b].path, &imgs[b])) ||
 			    (ret = nn_letterbox_image(imgs[b], &lp, &lb, &chw)))
 				break;
 			if (b == 0) {
@@ -397,9 +399,9 @@ static int run_images(struct detect_ctx *c)
 		c->t_inf += ms;
 		for (uint32_t b = 0; b < nb && !ret; b++) {
 			char stem[1024];
-			path_stem(src.paths[first + b], stem, sizeof(stem));
-			ret = finish_image(c, src.paths[first + b], stem, imgs[b], w, h, pred + (size_t)b * rows * anchors,
-			                   anchors, ms / nb, (uint32_t)(first + b), (uint32_t)src.count);
+			path_stem(src->items[first + b].path, stem, sizeof(stem));
+			ret = finish_image(c, src->items[first + b].path, stem, imgs[b], w, h, pred + (size_t)b * rows * anchors,
+			                   anchors, ms / nb, (uint32_t)(first + b), (uint32_t)src->n_images);
 		}
 		for (uint32_t b = 0; b < B; b++)
 			nn_image_destroy(&imgs[b]);
@@ -410,7 +412,7 @@ static int run_images(struct detect_ctx *c)
 	free(imgs);
 	free(input);
 	free(pred);
-	app_sources_finish(&src);
+	nn_source_list_destroy(&src);
 	return ret;
 }
 

@@ -313,10 +313,16 @@ static int strvec_push(struct strvec *sv, char *s)
 }
 
 // glob('<dir>/**/*.*', recursive=True): files with a dot in the name, hidden entries skipped.
-static int list_dir(const char *dir, struct strvec *sv)
+// Symbolic links to folders are followed, to a bounded depth (a link loop ends there).
+static int list_dir(const char *dir, struct strvec *sv, int depth)
 {
-	DIR *dp = opendir(dir);
+	DIR *dp = NULL;
 	int rc = 0;
+	if (depth > 64) {
+		LOGE("dataset: folder %s: more than 64 levels deep (a symbolic link loop?)", dir);
+		return -ELOOP;
+	}
+	dp = opendir(dir);
 	if (!dp) {
 		LOGE("dataset: folder %s: %s", dir, strerror(errno));
 		return -errno;
@@ -329,7 +335,7 @@ static int list_dir(const char *dir, struct strvec *sv)
 		if (!p) {
 			rc = -ENOMEM;
 		} else if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
-			rc = list_dir(p, sv);
+			rc = list_dir(p, sv, depth + 1);
 			free(p);
 		} else if (strchr(e->d_name, '.')) {
 			rc = strvec_push(sv, p);
@@ -393,7 +399,7 @@ int nn_dataset_images(const struct nn_dataset *d, enum nn_split split, char ***p
 			     nn_split_name(split), src);
 			rc = -ENOENT;
 		} else {
-			rc = S_ISDIR(st.st_mode) ? list_dir(src, &sv) : list_file(src, &sv);
+			rc = S_ISDIR(st.st_mode) ? list_dir(src, &sv, 0) : list_file(src, &sv);
 		}
 	}
 	size_t k = 0;

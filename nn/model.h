@@ -77,6 +77,8 @@ struct nn_op {
 	float *w;         // [y.c, x.c / groups, k, k] (owned)
 	float *b;         // [y.c] or NULL (owned)
 	struct nn_bn bn;  // unfused models only
+	bool bare;        // weights named <name>.weight/.bias (plain nn.Conv2d: head 1x1, CBLinear), else
+	                  // <name>.conv.weight + <name>.bn.* (unfused) or <name>.conv.bias (fused)
 	// NN_OP_RESIZE
 	uint32_t scale;
 	bool accumulate;
@@ -144,6 +146,11 @@ void nn_op_conv_desc(const struct nn_op *op, const struct nn_shape *shapes, uint
 void nn_op_pool_desc(const struct nn_op *op, const struct nn_shape *shapes, uint32_t n, struct nn_pool2d_desc *d);
 void nn_op_resize_desc(const struct nn_op *op, const struct nn_shape *shapes, uint32_t n, struct nn_resize_desc *d);
 void nn_op_decode_desc(const struct nn_op *op, const struct nn_shape *shapes, uint32_t n, struct nn_decode_desc *d);
+
+// Adds every op's weights to out (f32, official state_dict names; fused models give the fused
+// names, i.e. <conv>.conv.weight/.conv.bias and merged RepConvN), plus the fixed DFL weights.
+// nn_model_create accepts the result. -ENOMEM, -EEXIST (name already in out).
+int nn_model_export_state(const struct nn_model *m, struct nn_tensor_map *out);
 
 // Parameter count of the ops' weights (w, b and BN gamma/beta), excluding the fixed DFL weights.
 uint64_t nn_model_param_count(const struct nn_model *m);

@@ -342,6 +342,72 @@ static int check_assets_vs_checkpoints(void)
 	return fails;
 }
 
+// Export of the official names: the unfused model gives back every checkpoint tensor exactly (fp16
+// values are exact in f32); a fused model's export loads again (RepConvN saved fused) and computes
+// bit-identical outputs.
+static int check_export(void)
+{
+	char path[512];
+	struct nn_checkpoint *ck = NULL;
+	struct nn_model *mu = NULL, *mf = NULL, *m2 = NULL;
+	struct nn_tensor_map *su = NULL, *sf = NULL;
+	struct nn_ref_outputs o1 = {0}, o2 = {0};
+	int fails = 0;
+	snprintf(path, sizeof(path), "%s/oracle/gelan-t.pt", shared_dir());
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return 0;
+	fclose(f);
+	float *x = calloc(3 * 64 * 64, sizeof(float));
+	for (int i = 0; x && i < 3 * 64 * 64; i++)
+		x[i] = (float)(i % 251) / 251.0f;
+	if (!x || nn_checkpoint_load(path, &ck) || nn_model_create(ck->arch, ck->state, &(struct nn_model_params){0}, &mu) ||
+	    nn_model_create(ck->arch, ck->state, &(struct nn_model_params){.fuse = true}, &mf) ||
+	    nn_tensor_map_create(&su) || nn_tensor_map_create(&sf) || nn_model_export_state(mu, su) ||
+	    nn_model_export_state(mf, sf)) {
+		printf("FAIL export setup: %s\n", last_err);
+		fails++;
+		goto done;
+	}
+	size_t expected = 0, mismatched = 0;
+	for (size_t i = 0; i < ck->state->count; i++) {
+		const struct nn_tensor *t = &ck->state->items[i];
+		if (strstr(t->name, "num_batches_tracked"))
+			continue;
+		expected++;
+		const struct nn_tensor *e = nn_tensor_map_find(su, t->name);
+		bool same = e && nn_tensor_numel(e) == nn_tensor_numel(t);
+		for (int64_t k = 0; same && k < nn_tensor_numel(t); k++)
+			same = nn_tensor_get_f32(e, k) == nn_tensor_get_f32(t, k);
+		if (!same && !mismatched++)
+			printf("FAIL export: tensor %s %s\n", t->name, e ? "differs" : "missing");
+	}
+	bool ok = !mismatched && su->count == expected;
+	printf("%s unfused export: %zu tensors, %zu expected, %zu mismatched\n", ok ? "ok  " : "FAIL", su->count, expected,
+	       mismatched);
+	fails += !ok;
+	if (nn_model_create(ck->arch, sf, &(struct nn_model_params){.fuse = true}, &m2) ||
+	    nn_model_forward_ref(mf, 1, 64, 64, x, &o1) || nn_model_forward_ref(m2, 1, 64, 64, x, &o2)) {
+		printf("FAIL fused export reload: %s\n", last_err);
+		fails++;
+		goto done;
+	}
+	ok = m2->n_ops == mf->n_ops && !memcmp(o1.output, o2.output, (size_t)o1.rows * o1.a * sizeof(float));
+	printf("%s fused export (%zu tensors) reloads to identical outputs\n", ok ? "ok  " : "FAIL", sf->count);
+	fails += !ok;
+done:
+	nn_ref_outputs_finish(&o1);
+	nn_ref_outputs_finish(&o2);
+	nn_model_destroy(&mu);
+	nn_model_destroy(&mf);
+	nn_model_destroy(&m2);
+	nn_tensor_map_destroy(&su);
+	nn_tensor_map_destroy(&sf);
+	nn_checkpoint_destroy(&ck);
+	free(x);
+	return fails;
+}
+
 int main(void)
 {
 	gpu_log_init(GPU_LOG_WARN, sink, NULL);
@@ -352,6 +418,7 @@ int main(void)
 	fails += check_errors();
 	fails += check_state_errors();
 	fails += check_assets_vs_checkpoints();
+	fails += check_export();
 	printf("%s\n", fails ? "FAILED" : "all passed");
 	return fails ? 1 : 0;
 }

@@ -3,6 +3,10 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+
+#include "checkpoint.h"
+#include "model.h"
 
 int app_open_device(const char *want, struct gpu_instance **inst, struct gpu_device **dev)
 {
@@ -45,4 +49,32 @@ const char *app_opt_value(int argc, char **argv, int *i, const char *name)
 		return NULL;
 	}
 	return argv[++*i];
+}
+
+int app_model_load(const char *path, bool fuse, struct nn_checkpoint **ck, struct nn_model **model)
+{
+	int ret = nn_checkpoint_load(path, ck);
+	if (ret)
+		return ret;
+	if (!(*ck)->arch) {
+		LOGE("model %s: the checkpoint carries no architecture (yaml); convert it from an official .pt", path);
+		nn_checkpoint_destroy(ck);
+		return -EINVAL;
+	}
+	ret = nn_model_create((*ck)->arch, (*ck)->state,
+	                      &(struct nn_model_params){ .fuse = fuse, .names = (*ck)->names }, model);
+	if (ret) {
+		LOGE("model %s: cannot build the network", path);
+		nn_checkpoint_destroy(ck);
+		return ret;
+	}
+	LOGD("model %s: %u classes, %u ops (%s weights)", path, (*model)->nc, (*model)->n_ops, (*ck)->source);
+	return 0;
+}
+
+double app_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
 }

@@ -12,6 +12,8 @@ struct subcommand {
 
 static const struct subcommand subcommands[] = {
 	{ "devices", cmd_devices, "list Vulkan devices and their capabilities" },
+	{ "val", cmd_val, "evaluate detections on a dataset (mAP50, mAP50-95, per class)" },
+	{ "convert", cmd_convert, "convert a .pt checkpoint to safetensors (--deploy: drop the PGI branch)" },
 };
 
 static void usage(FILE *f)

@@ -121,6 +121,35 @@ static int fd_case(uint32_t sets)
 	return ok ? 0 : 1;
 }
 
+// No targets: everything is background, box and DFL are 0, cls = sum BCE(x, 0) / 1 and its gradient
+// is gain * n * sigmoid(x) (independent double sums).
+static int no_targets(void)
+{
+	struct nn_loss_desc d = {.n = 2, .nc = 2, .reg_max = 16, .nl = 1, .h = {2}, .w = {3}, .stride = {8}};
+	size_t cnt = 2 * (64 + 2) * 6;
+	float map[2 * 66 * 6], grad[2 * 66 * 6];
+	for (size_t k = 0; k < cnt; k++)
+		map[k] = (float)nrand() * 2.0f;
+	const float *maps[1] = {map};
+	float *grads[1] = {grad};
+	struct nn_loss_out out = {.grad = grads, .exact_bce = true};
+	CHECK(nn_loss_tal(&d, maps, NULL, 0, &out) == 0);
+	double cls = 0, gerr = 0;
+	for (size_t k = 0; k < cnt; k++) {
+		bool is_cls = (k / 6) % 66 >= 64;
+		double x = map[k], sig = 1.0 / (1.0 + exp(-x));
+		cls += is_cls ? -log(1.0 - sig) : 0.0;
+		gerr = fmax(gerr, fabs(grad[k] - (is_cls ? 0.5 * 2 * sig : 0.0)));
+	}
+	cls *= 0.5;
+	// double sums of the same terms: only rounding differences
+	bool ok = out.items[0] == 0 && out.items[2] == 0 && out.n_fg[0] == 0 && fabs(out.items[1] - cls) <= 1e-9 * cls &&
+	          fabs(out.loss - 2 * cls) <= 1e-9 * cls && gerr <= 1e-7;
+	printf("%s no targets: cls %.9f want %.9f, loss %.9f, max grad err %.3g\n", ok ? "ok  " : "FAIL", out.items[1],
+	       cls, out.loss, gerr);
+	return ok ? 0 : 1;
+}
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -219,7 +248,7 @@ int main(int argc, char **argv)
 	gpu_log_init(GPU_LOG_WARN, NULL, NULL);
 	int ret;
 	if (!strcmp(what, "fd"))
-		ret = fd_case(1) | fd_case(2);
+		ret = fd_case(1) | fd_case(2) | no_targets();
 	else
 		ret = golden(what);
 	printf("%s\n", ret == 77 ? "skipped" : ret ? "FAILED" : "all passed");

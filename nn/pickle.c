@@ -13,10 +13,18 @@
 #define PK_MAX_GLOBAL 512    // longest module or class name accepted
 #define PK_MAX_VALUE_DEPTH 100
 
+#define PK_CHUNK 512
+
+// Nodes come from chunks: a checkpoint pickle makes tens of thousands of them.
+struct pk_chunk {
+	struct pk_chunk *next;
+	size_t used;
+	struct nn_pk nodes[PK_CHUNK];
+};
+
 struct nn_pickle {
-	struct nn_pk **nodes; // every node, freed together
-	size_t count, cap;
-	size_t bytes, limit; // heap accounting against a limit proportional to the pickle's size
+	struct pk_chunk *chunks; // newest first; every node is freed with its chunk
+	size_t bytes, limit;     // heap accounting against a limit proportional to the pickle's size
 	struct nn_pk *root;
 };
 
@@ -58,21 +66,17 @@ static bool charge(struct nn_pickle *p, size_t n)
 
 static struct nn_pk *node_new(struct nn_pickle *p, enum nn_pk_kind kind)
 {
-	if (!charge(p, sizeof(struct nn_pk) + sizeof(void *)))
+	if (!charge(p, sizeof(struct nn_pk)))
 		return NULL;
-	if (p->count == p->cap) {
-		size_t cap = p->cap ? p->cap * 2 : 256;
-		struct nn_pk **n = realloc(p->nodes, cap * sizeof(*n));
-		if (!n)
+	if (!p->chunks || p->chunks->used == PK_CHUNK) {
+		struct pk_chunk *c = calloc(1, sizeof(*c));
+		if (!c)
 			return NULL;
-		p->nodes = n;
-		p->cap = cap;
+		c->next = p->chunks;
+		p->chunks = c;
 	}
-	struct nn_pk *v = calloc(1, sizeof(*v));
-	if (!v)
-		return NULL;
+	struct nn_pk *v = &p->chunks->nodes[p->chunks->used++];
 	v->kind = kind;
-	p->nodes[p->count++] = v;
 	return v;
 }
 
@@ -142,16 +146,18 @@ void nn_pickle_destroy(struct nn_pickle **pp)
 	if (!pp || !*pp)
 		return;
 	struct nn_pickle *p = *pp;
-	for (size_t i = 0; i < p->count; i++) {
-		struct nn_pk *v = p->nodes[i];
-		free(v->s);
-		free(v->items);
-		free(v->vals);
-		free(v->shape);
-		free(v->stride);
-		free(v);
+	for (struct pk_chunk *c = p->chunks, *next; c; c = next) {
+		next = c->next;
+		for (size_t i = 0; i < c->used; i++) {
+			struct nn_pk *v = &c->nodes[i];
+			free(v->s);
+			free(v->items);
+			free(v->vals);
+			free(v->shape);
+			free(v->stride);
+		}
+		free(c);
 	}
-	free(p->nodes);
 	free(p);
 	*pp = NULL;
 }

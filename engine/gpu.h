@@ -6,6 +6,7 @@
 // Objects are externally synchronized (one thread at a time) unless a line says "thread-safe".
 // destroy(&p) accepts &NULL, clears *p and cannot fail.
 #pragma once
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -141,11 +142,16 @@ struct gpu_kernel_params {
 	uint32_t push_size;     // bytes of push constants (multiple of 4, <= 128)
 	uint32_t spec_count;
 	uint32_t spec[GPU_MAX_SPEC]; // uint32/int32/float bit patterns, constant_id 0..spec_count-1
+	uint32_t subgroup_size;      // required subgroup size, 0 = the driver's choice
 };
 
 int gpu_kernel_get(struct gpu_device *dev, const struct gpu_kernel_params *p, struct gpu_kernel **out);
-// Pipelines created, and how many of those the pipeline cache file already knew (for tests).
-void gpu_device_kernel_stats(const struct gpu_device *dev, uint32_t *created, uint32_t *cache_hits);
+struct gpu_kernel_stats {
+	uint32_t created;          // pipelines created by this device
+	uint32_t cache_hits;       // of those, found in the pipeline cache (where the driver reports it)
+	size_t cache_loaded_bytes; // size of the pipeline cache file read at device creation (0: none)
+};
+void gpu_device_kernel_stats(const struct gpu_device *dev, struct gpu_kernel_stats *out);
 // Write the pipeline cache file now (also done by gpu_device_destroy). Atomic (write + rename).
 int gpu_device_save_pipeline_cache(struct gpu_device *dev);
 

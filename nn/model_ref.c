@@ -1,0 +1,271 @@
+// The CPU reference executor: shape inference over the op list and a forward pass that runs every
+// op with the nn/ref operators. It is the numerical reference for the GPU executor.
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "model.h"
+
+static int set_size(const struct nn_model *m, const struct nn_op *op, struct nn_shape *s, uint32_t t, uint32_t h,
+                    uint32_t w)
+{
+	if (h == 0 || w == 0) {
+		LOGE("model layer %u: op %s: input too small (empty output)", op->layer, op->name);
+		return -EINVAL;
+	}
+	if (s[t].h && (s[t].h != h || s[t].w != w)) {
+		LOGE("model layer %u: op %s: writes %ux%u into tensor %u of size %ux%u (concat/fuse of mismatched "
+		     "sizes; input size not a multiple of the largest stride?)", op->layer, op->name, h, w, t, s[t].h,
+		     s[t].w);
+		return -EINVAL;
+	}
+	s[t].h = h, s[t].w = w;
+	(void)m;
+	return 0;
+}
+
+static int need_sized(const struct nn_op *op, const struct nn_shape *s, uint32_t t)
+{
+	if (t != NN_NO_TENSOR && s[t].h == 0) {
+		LOGE("model layer %u: op %s: reads tensor %u before any op writes it", op->layer, op->name, t);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void conv_desc(const struct nn_op *op, const struct nn_shape *s, uint32_t n, struct nn_conv2d_desc *d)
+{
+	*d = (struct nn_conv2d_desc){
+		.n = n, .c_in = op->x.c, .h_in = s[op->x.tensor].h, .w_in = s[op->x.tensor].w, .c_out = op->y.c,
+		.k_h = op->k, .k_w = op->k, .stride = op->stride, .pad = op->pad, .groups = op->groups,
+		.act = op->act, .avgpool_before = op->avgpool_before, .res_before_act = op->res_before_act,
+		.x_c_total = s[op->x.tensor].c, .x_c_off = op->x.c_off,
+		.y_c_total = s[op->y.tensor].c, .y_c_off = op->y.c_off,
+	};
+	if (op->r.tensor != NN_NO_TENSOR)
+		d->r_c_total = s[op->r.tensor].c, d->r_c_off = op->r.c_off;
+}
+
+static void pool_desc(const struct nn_op *op, const struct nn_shape *s, uint32_t n, struct nn_pool2d_desc *d)
+{
+	*d = (struct nn_pool2d_desc){
+		.n = n, .c = op->x.c, .h_in = s[op->x.tensor].h, .w_in = s[op->x.tensor].w, .k = op->k,
+		.stride = op->stride, .pad = op->pad, .x_c_total = s[op->x.tensor].c, .x_c_off = op->x.c_off,
+		.y_c_total = s[op->y.tensor].c, .y_c_off = op->y.c_off,
+	};
+}
+
+int nn_model_shapes(const struct nn_model *m, uint32_t h, uint32_t w, struct nn_shape *s)
+{
+	for (uint32_t t = 0; t < m->n_tensors; t++)
+		s[t] = (struct nn_shape){m->tensors[t].c, 0, 0};
+	s[0].h = h, s[0].w = w;
+	for (uint32_t i = 0; i < m->n_ops; i++) {
+		const struct nn_op *op = &m->ops[i];
+		int ret = need_sized(op, s, op->x.tensor);
+		if (!ret)
+			ret = need_sized(op, s, op->r.tensor);
+		if (ret)
+			return ret;
+		switch (op->kind) {
+		case NN_OP_CONV: {
+			struct nn_conv2d_desc d;
+			conv_desc(op, s, 1, &d);
+			uint32_t oh = nn_conv2d_out_h(&d), ow = nn_conv2d_out_w(&d);
+			ret = set_size(m, op, s, op->y.tensor, oh, ow);
+			if (!ret && op->r.tensor != NN_NO_TENSOR && (s[op->r.tensor].h != oh || s[op->r.tensor].w != ow)) {
+				LOGE("model layer %u: op %s: residual size differs from the output", op->layer, op->name);
+				ret = -EINVAL;
+			}
+			break;
+		}
+		case NN_OP_MAXPOOL:
+		case NN_OP_AVGPOOL:
+			ret = set_size(m, op, s, op->y.tensor, nn_pool_out_size(s[op->x.tensor].h, op->k, op->stride, op->pad),
+			               nn_pool_out_size(s[op->x.tensor].w, op->k, op->stride, op->pad));
+			break;
+		case NN_OP_RESIZE:
+			if (op->scale)
+				ret = set_size(m, op, s, op->y.tensor, s[op->x.tensor].h * op->scale, s[op->x.tensor].w * op->scale);
+			else
+				ret = need_sized(op, s, op->y.tensor);
+			break;
+		case NN_OP_DECODE: {
+			uint32_t a = 0;
+			for (uint32_t l = 0; l < op->nl && !ret; l++) {
+				ret = need_sized(op, s, op->level[l]);
+				a += s[op->level[l]].h * s[op->level[l]].w;
+			}
+			if (!ret)
+				ret = set_size(m, op, s, op->y.tensor, 1, a);
+			break;
+		}
+		}
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+// y[:, slice] = bn(y[:, slice]) before the activation: the unfused Conv -> BN -> act order. Runs the
+// conv without activation/residual, applies BN, then the activation and residual.
+static void run_conv_bn(const struct nn_op *op, const struct nn_conv2d_desc *d0, float *const *buf)
+{
+	struct nn_conv2d_desc d = *d0;
+	d.act = NN_ACT_NONE;
+	nn_conv2d_forward_ref(&d, buf[op->x.tensor], op->w, op->b, NULL, buf[op->y.tensor]);
+	size_t hw = (size_t)nn_conv2d_out_h(&d) * nn_conv2d_out_w(&d);
+	uint32_t yct = d.y_c_total, rct = d.r_c_total;
+	for (uint32_t n = 0; n < d.n; n++)
+		for (uint32_t c = 0; c < d.c_out; c++) {
+			float *y = buf[op->y.tensor] + ((size_t)n * yct + d.y_c_off + c) * hw;
+			const float *r = op->r.tensor == NN_NO_TENSOR ? NULL
+			                 : buf[op->r.tensor] + ((size_t)n * rct + d.r_c_off + c) * hw;
+			float inv = 1.0f / sqrtf(op->bn.var[c] + op->bn.eps);
+			for (size_t i = 0; i < hw; i++) {
+				float v = (y[i] - op->bn.mean[c]) * inv * op->bn.gamma[c] + op->bn.beta[c];
+				if (r && op->res_before_act)
+					v += r[i];
+				v = nn_act_apply(op->act, v);
+				if (r && !op->res_before_act)
+					v += r[i];
+				y[i] = v;
+			}
+		}
+}
+
+static void run_op(const struct nn_model *m, const struct nn_op *op, const struct nn_shape *s, uint32_t n,
+                   float *const *buf)
+{
+	switch (op->kind) {
+	case NN_OP_CONV: {
+		struct nn_conv2d_desc d;
+		conv_desc(op, s, n, &d);
+		if (op->bn.gamma)
+			run_conv_bn(op, &d, buf);
+		else
+			nn_conv2d_forward_ref(&d, buf[op->x.tensor], op->w, op->b,
+			                      op->r.tensor == NN_NO_TENSOR ? NULL : buf[op->r.tensor], buf[op->y.tensor]);
+		break;
+	}
+	case NN_OP_MAXPOOL:
+	case NN_OP_AVGPOOL: {
+		struct nn_pool2d_desc d;
+		pool_desc(op, s, n, &d);
+		if (op->kind == NN_OP_MAXPOOL)
+			nn_maxpool2d_forward_ref(&d, buf[op->x.tensor], buf[op->y.tensor]);
+		else
+			nn_avgpool2d_forward_ref(&d, buf[op->x.tensor], buf[op->y.tensor]);
+		break;
+	}
+	case NN_OP_RESIZE: {
+		struct nn_resize_desc d = {
+			.n = n, .c = op->x.c, .h_in = s[op->x.tensor].h, .w_in = s[op->x.tensor].w,
+			.h_out = s[op->y.tensor].h, .w_out = s[op->y.tensor].w, .accumulate = op->accumulate,
+			.x_c_total = s[op->x.tensor].c, .x_c_off = op->x.c_off,
+			.y_c_total = s[op->y.tensor].c, .y_c_off = op->y.c_off,
+		};
+		nn_resize_nearest_forward_ref(&d, buf[op->x.tensor], buf[op->y.tensor]);
+		break;
+	}
+	case NN_OP_DECODE: {
+		struct nn_decode_desc d = {.n = n, .nc = op->nc, .reg_max = op->reg_max, .nl = op->nl};
+		const float *levels[NN_DETECT_MAX_LEVELS];
+		for (uint32_t l = 0; l < op->nl; l++) {
+			d.h[l] = s[op->level[l]].h, d.w[l] = s[op->level[l]].w, d.stride[l] = op->level_stride[l];
+			levels[l] = buf[op->level[l]];
+		}
+		nn_decode_forward_ref(&d, levels, buf[op->y.tensor]);
+		break;
+	}
+	}
+	(void)m;
+}
+
+// Dense copy [n, slice.c, h, w] of a slice.
+static float *copy_slice(struct nn_slice sl, const struct nn_shape *s, uint32_t n, const float *src)
+{
+	size_t hw = (size_t)s[sl.tensor].h * s[sl.tensor].w, per = (size_t)sl.c * hw;
+	float *d = malloc((size_t)n * per * sizeof(float) + 1);
+	if (!d)
+		return NULL;
+	for (uint32_t i = 0; i < n; i++)
+		memcpy(d + i * per, src + ((size_t)i * s[sl.tensor].c + sl.c_off) * hw, per * sizeof(float));
+	return d;
+}
+
+static int keep_layers(const struct nn_model *m, const struct nn_shape *s, uint32_t n, float *const *buf,
+                       struct nn_ref_outputs *out)
+{
+	size_t cnt = (size_t)m->n_layers * NN_LAYER_MAX_OUTS;
+	out->n_layers = m->n_layers;
+	out->layer = calloc(cnt, sizeof(float *));
+	out->layer_shape = calloc(cnt, sizeof(struct nn_shape));
+	if (!out->layer || !out->layer_shape)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < m->n_layers; i++)
+		for (uint32_t k = 0; k < m->layers[i].n_out; k++) {
+			struct nn_slice sl = m->layers[i].out[k];
+			size_t j = (size_t)i * NN_LAYER_MAX_OUTS + k;
+			out->layer_shape[j] = (struct nn_shape){sl.c, s[sl.tensor].h, s[sl.tensor].w};
+			if (!(out->layer[j] = copy_slice(sl, s, n, buf[sl.tensor])))
+				return -ENOMEM;
+		}
+	return 0;
+}
+
+void nn_ref_outputs_finish(struct nn_ref_outputs *out)
+{
+	free(out->output), free(out->output_aux);
+	for (size_t i = 0; out->layer && i < (size_t)out->n_layers * NN_LAYER_MAX_OUTS; i++)
+		free(out->layer[i]);
+	free(out->layer), free(out->layer_shape);
+	bool keep = out->keep_layers;
+	memset(out, 0, sizeof(*out));
+	out->keep_layers = keep;
+}
+
+int nn_model_forward_ref(const struct nn_model *m, uint32_t n, uint32_t h, uint32_t w, const float *input,
+                         struct nn_ref_outputs *out)
+{
+	bool keep = out->keep_layers;
+	memset(out, 0, sizeof(*out));
+	out->keep_layers = keep;
+	struct nn_shape *s = calloc(m->n_tensors, sizeof(*s));
+	float **buf = calloc(m->n_tensors, sizeof(float *));
+	int ret = -ENOMEM;
+	if (!s || !buf)
+		goto fail;
+	if ((ret = nn_model_shapes(m, h, w, s)))
+		goto fail;
+	ret = -ENOMEM;
+	buf[0] = (float *)input; // read-only: no op writes tensor 0
+	for (uint32_t t = 1; t < m->n_tensors; t++) {
+		size_t cnt = (size_t)n * s[t].c * s[t].h * s[t].w;
+		if (!(buf[t] = calloc(cnt ? cnt : 1, sizeof(float)))) {
+			LOGE("model forward ref: tensor %u: out of memory (%zu floats)", t, cnt);
+			goto fail;
+		}
+	}
+	for (uint32_t i = 0; i < m->n_ops; i++)
+		run_op(m, &m->ops[i], s, n, buf);
+	out->n = n;
+	out->rows = 4 + m->nc;
+	out->a = s[m->output].w;
+	if (keep && (ret = keep_layers(m, s, n, buf, out)))
+		goto fail;
+	out->output = buf[m->output], buf[m->output] = NULL;
+	if (m->output_aux != NN_NO_TENSOR)
+		out->output_aux = buf[m->output_aux], buf[m->output_aux] = NULL;
+	ret = 0;
+fail:
+	for (uint32_t t = 1; buf && t < m->n_tensors; t++)
+		free(buf[t]);
+	free(buf);
+	free(s);
+	if (ret)
+		nn_ref_outputs_finish(out);
+	return ret;
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs dependencies, builds with warnings as errors, and runs the whole test suite: once in a
+# release build, once under AddressSanitizer + UndefinedBehaviorSanitizer. GPU tests run on the
+# device vkyolo picks (lavapipe without a GPU) with the Vulkan validation layers on: any
+# validation message fails the test. Set VKYOLO_SHARED to the shared oracle/data folder if it is
+# not ../shared beside the checkout.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+
+jobs=$(nproc)
+scripts/build.sh build -Dwerror=true
+meson test -C build --num-processes "$jobs" --print-errorlogs
+
+# Sanitizers. The Vulkan loader and Mesa leak a few bytes from libraries they unload (frames
+# without symbols, so LSan cannot suppress them): leak checking stays on for CPU-only tests and
+# is off for GPU tests, whose device memory accounting is asserted by the tests themselves.
+scripts/build.sh build-asan -Dwerror=true -Db_sanitize=address,undefined -Dbuildtype=debugoptimized
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+ASAN_OPTIONS=detect_leaks=1 meson test -C build-asan --num-processes "$jobs" --print-errorlogs --no-suite gpu --no-suite slow
+ASAN_OPTIONS=detect_leaks=0 meson test -C build-asan --num-processes "$jobs" --print-errorlogs --suite gpu

@@ -106,17 +106,9 @@ static bool seq_push(struct nn_pickle *p, struct nn_pk *seq, struct nn_pk *item)
 	return true;
 }
 
+// Appends without looking for an equal key (O(1)); nn_pk_dict_get lets the last duplicate win.
 static bool dict_set(struct nn_pickle *p, struct nn_pk *d, struct nn_pk *k, struct nn_pk *v)
 {
-	// Keys that are strings or ints replace an earlier equal key, as in a Python dict.
-	for (size_t i = 0; i < d->count; i++) {
-		struct nn_pk *o = d->items[i];
-		if (o->kind == k->kind && ((k->kind == NN_PK_STR && o->len == k->len && !memcmp(o->s, k->s, k->len)) ||
-		                           (k->kind == NN_PK_INT && o->i == k->i))) {
-			d->vals[i] = v;
-			return true;
-		}
-	}
 	size_t cap = d->cap;
 	if (!grow(p, &d->items, &cap, d->count + 1))
 		return false;

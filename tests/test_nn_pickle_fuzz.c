@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "checkpoint.h"
 #include "log.h"
 
@@ -41,12 +42,6 @@ static void count_sink(enum gpu_log_level level, const char *msg, void *user)
 	(void)msg;
 	(void)user;
 	log_lines++;
-}
-
-static const char *shared_dir(void)
-{
-	const char *s = getenv("VKYOLO_SHARED");
-	return s && *s ? s : "../shared";
 }
 
 static double now_s(void)
@@ -164,7 +159,7 @@ static size_t directory_start(const uint8_t *b, size_t len)
 int main(void)
 {
 	char pt[512], tmpdir[256] = "";
-	snprintf(pt, sizeof(pt), "%s/oracle/gelan-t.pt", shared_dir());
+	snprintf(pt, sizeof(pt), "%s/oracle/gelan-t.pt", test_shared_dir());
 	uint8_t *base = NULL, *work = NULL;
 	size_t len = 0;
 	if (read_file(pt, &base, &len) < 0) {

@@ -12,6 +12,7 @@
 #include "checkpoint.h"
 #include "log.h"
 #include "pickle.h"
+#include "pt_emit.h"
 
 // Generated with Python's pickle (protocols 2 and 5) from stand-in classes named like torch's:
 // {'epoch': -1, 'model': DetectionModel{_parameters: {w: view(offset 1, size (2,3), stride (1,2)),
@@ -168,6 +169,79 @@ static int check_pickle(const uint8_t *buf, size_t len)
 	return 0;
 }
 
+// A module with one stride-0 parameter 'w' of dim elements and, when tagged, the attributes
+// yaml {'nc': 5}, names ['x'], stride [8.0, 16.0].
+static void put_model(struct emit *e, uint64_t dim, bool attrs)
+{
+	put_param_module(e, dim);
+	if (attrs) {
+		put_str(e, "yaml");
+		put_u8(e, '}');
+		put_str(e, "nc");
+		put_u8(e, 'K');
+		put_u8(e, 5);
+		put_u8(e, 's');
+		put_u8(e, 's');
+		put_str(e, "names");
+		put_u8(e, ']');
+		put_str(e, "x");
+		put_u8(e, 'a');
+		put_u8(e, 's');
+		put_str(e, "stride");
+		put_u8(e, '(');
+		static const uint8_t f8[8] = { 0x40, 0x20, 0, 0, 0, 0, 0, 0 }, f16[8] = { 0x40, 0x30, 0, 0, 0, 0, 0, 0 };
+		put_u8(e, 'G');
+		put(e, f8, 8);
+		put_u8(e, 'G');
+		put(e, f16, 8);
+		put_u8(e, 'l');
+		put_u8(e, 's');
+	}
+	put_u8(e, 'b');
+}
+
+// ckpt['ema'] wins over ckpt['model'] unless it is None, as in the official loader.
+static int check_ema(void)
+{
+	for (int with_ema = 0; with_ema < 2; with_ema++) {
+		struct emit pkl = { 0 }, zip = { 0 };
+		double storage = 1.0;
+		put_u8(&pkl, 0x80);
+		put_u8(&pkl, 2);
+		put_u8(&pkl, '}');
+		put_str(&pkl, "model");
+		put_model(&pkl, 3, !with_ema);
+		put_u8(&pkl, 's');
+		put_str(&pkl, "ema");
+		if (with_ema)
+			put_model(&pkl, 2, true);
+		else
+			put_u8(&pkl, 'N');
+		put_u8(&pkl, 's');
+		put_u8(&pkl, '.');
+		emit_archive(&zip, &pkl, &storage, sizeof(storage));
+		char path[512];
+		snprintf(path, sizeof(path), "%s/ema.pt", tmpdir);
+		FILE *f = fopen(path, "wb");
+		CHECK(f && fwrite(zip.p, 1, zip.n, f) == zip.n);
+		fclose(f);
+		free(pkl.p);
+		free(zip.p);
+		struct nn_checkpoint *ck = NULL;
+		CHECK(nn_checkpoint_load(path, &ck) == 0);
+		const struct nn_tensor *w = nn_tensor_map_find(ck->state, "w");
+		CHECK(strcmp(ck->source, with_ema ? "ema" : "model") == 0);
+		CHECK(w && w->dtype == NN_DTYPE_F64 && nn_tensor_numel(w) == (with_ema ? 2 : 3) && nn_tensor_get_f32(w, 1) == 1.0f);
+		int64_t nc = 0;
+		CHECK(nn_value_as_int(nn_value_dict_get(ck->arch, "nc"), &nc) && nc == 5);
+		CHECK(nn_value_len(ck->names) == 1 && strcmp(nn_value_list_at(ck->names, 0)->u.s, "x") == 0);
+		CHECK(ck->stride_count == 2 && ck->strides[0] == 8.0f && ck->strides[1] == 16.0f);
+		nn_checkpoint_destroy(&ck);
+		unlink(path);
+	}
+	return 0;
+}
+
 static int check_gelan_t(const char *path)
 {
 	struct nn_checkpoint *ck = NULL;
@@ -313,6 +387,7 @@ int main(void)
 		perror("mkdtemp");
 		return 1;
 	}
+	fails += check_ema();
 	fails += check_gelan_t(gelan);
 	fails += check_roundtrip(gelan);
 	fails += check_deflated(gelan);

@@ -16,6 +16,7 @@
 #include "check.h"
 #include "checkpoint.h"
 #include "log.h"
+#include "pt_emit.h"
 
 #define SEED 20261127u
 #define PEAK_RSS_LIMIT_KB (1024 * 1024) // 1 GiB: the loader's own limits are far below this
@@ -156,6 +157,97 @@ static size_t directory_start(const uint8_t *b, size_t len)
 	return len;
 }
 
+
+// Writes a hand-made archive into the fuzz file.
+static int put_archive(const struct emit *pkl, const void *storage, size_t storage_len)
+{
+	struct emit z;
+	emit_archive(&z, pkl, storage, storage_len);
+	int rc = put_file(z.p, z.n);
+	free(z.p);
+	return rc;
+}
+
+// {'model': M{_parameters: {'w': rebuild(DoubleStorage '0' numel 1, 0, (dim,), (0,))}}}
+static void put_view_pickle(struct emit *e, uint64_t dim)
+{
+	e->n = 0;
+	put_u8(e, 0x80);
+	put_u8(e, 2);
+	put_u8(e, '}');
+	put_str(e, "model");
+	put_param_module(e, dim);
+	put_u8(e, 'b');
+	put_u8(e, 's');
+	put_u8(e, '.');
+}
+
+// Each case must fail with -EINVAL quickly: without the loader's budgets they would take
+// exponential time (a module listed twice at each of 60 levels) or 16 GiB (a stride-0 view).
+static int check_hostile(void)
+{
+	struct emit e = { 0 };
+	double t0 = now_s();
+	int fails = 0;
+	put_u8(&e, 0x80);
+	put_u8(&e, 2);
+	put_module_start(&e); // level 0: no children
+	put_u8(&e, 'b');
+	put_u8(&e, 'q');
+	put_u8(&e, 0);
+	for (int k = 1; k <= 60; k++) {
+		put_module_start(&e);
+		put_str(&e, "_modules");
+		put_u8(&e, '}');
+		put_str(&e, "a");
+		put_u8(&e, 'h');
+		put_u8(&e, (uint8_t)(k - 1));
+		put_u8(&e, 's');
+		put_str(&e, "b");
+		put_u8(&e, 'h');
+		put_u8(&e, (uint8_t)(k - 1));
+		put_u8(&e, 's');
+		put_u8(&e, 's');
+		put_u8(&e, 'b');
+		put_u8(&e, 'q');
+		put_u8(&e, (uint8_t)k);
+	}
+	put_u8(&e, '}');
+	put_str(&e, "model");
+	put_u8(&e, 'h');
+	put_u8(&e, 60);
+	put_u8(&e, 's');
+	put_u8(&e, '.');
+	double storage = 1.0;
+	struct nn_checkpoint *ck = NULL;
+	int rc = put_archive(&e, &storage, sizeof(storage)) < 0 ? 1 : nn_checkpoint_load(file_path, &ck);
+	if (rc != -EINVAL || ck) {
+		fprintf(stderr, "hostile module DAG: rc %d, want -EINVAL\n", rc);
+		fails++;
+	}
+	nn_checkpoint_destroy(&ck);
+
+	// A 16 GiB stride-0 view must be refused before any copy; the same archive with a 3-element
+	// view loads, so the refusal is about the size.
+	for (int sane = 0; sane < 2; sane++) {
+		put_view_pickle(&e, sane ? 3 : (uint64_t)1 << 31);
+		rc = put_archive(&e, &storage, sizeof(storage)) < 0 ? 1 : nn_checkpoint_load(file_path, &ck);
+		const struct nn_tensor *w = ck ? nn_tensor_map_find(ck->state, "w") : NULL;
+		if (sane ? (rc != 0 || !w || nn_tensor_numel(w) != 3 || nn_tensor_get_f32(w, 2) != 1.0f)
+		         : (rc != -EINVAL || ck)) {
+			fprintf(stderr, "stride-0 view (%s): rc %d\n", sane ? "3 elements" : "2^31 elements", rc);
+			fails++;
+		}
+		nn_checkpoint_destroy(&ck);
+	}
+	free(e.p);
+	if (now_s() - t0 > 5.0) {
+		fprintf(stderr, "hostile cases took %.1f s\n", now_s() - t0);
+		fails++;
+	}
+	return fails;
+}
+
 int main(void)
 {
 	char pt[512], tmpdir[256] = "";
@@ -184,8 +276,9 @@ int main(void)
 		fprintf(stderr, "setup failed (pickle at %zu+%zu, directory at %zu)\n", pk_start, pk_len, dir);
 		return 1;
 	}
+	int hostile_fails = check_hostile();
 	// Sanity: the unmodified file loads, so the fuzz cases start from a valid archive.
-	int fails = 0, accepted = 0, base_ok = 0;
+	int fails = hostile_fails, accepted = 0, base_ok = 0;
 	size_t iters = 0;
 	put_file(base, len);
 	fails += load_once("original", 0, &base_ok);

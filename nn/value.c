@@ -378,7 +378,12 @@ static void json_emit(struct sbuf *b, const struct nn_value *v)
 		} else if (isinf(v->u.f)) {
 			sb_puts(b, v->u.f > 0 ? "Infinity" : "-Infinity");
 		} else {
-			snprintf(num, sizeof(num), "%.17g", v->u.f);
+			// Shortest text that reads back to the same double, like Python's repr.
+			for (int prec = 15; prec <= 17; prec++) {
+				snprintf(num, sizeof(num), "%.*g", prec, v->u.f);
+				if (strtod(num, NULL) == v->u.f)
+					break;
+			}
 			// Keep the float kind through a round trip: "1" would come back as an int.
 			if (!strpbrk(num, ".eE"))
 				strcat(num, ".0");

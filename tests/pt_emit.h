@@ -1,6 +1,7 @@
 // Test helper: hand-written pickles and stored zip archives shaped like torch.save output, for
 // checkpoint tests that need structures no oracle file has (hostile graphs, an 'ema' entry).
 #pragma once
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,13 +46,16 @@ static inline void put_global(struct emit *e, const char *mod, const char *name)
 }
 
 // A stored zip like torch.save's: "t/data.pkl" then "t/data/0" (CRCs are not checked by the reader),
-// into *zo (caller frees zo->p).
-static inline void emit_archive(struct emit *zo, const struct emit *pkl, const void *storage, size_t storage_len)
+// into *zo (caller frees zo->p). zip64: sizes and offsets only in zip64 extra fields and records,
+// as torch writes archives over 4 GiB.
+static inline void emit_archive_ex(struct emit *zo, const struct emit *pkl, const void *storage, size_t storage_len,
+                                   bool zip64)
 {
 	struct emit z = { 0 }, cd = { 0 };
 	const char *names[2] = { "t/data.pkl", "t/data/0" };
 	const void *data[2] = { pkl->p, storage };
 	size_t lens[2] = { pkl->n, storage_len };
+	uint64_t big = zip64 ? 0xFFFFFFFFu : 0;
 	for (int i = 0; i < 2; i++) {
 		size_t off = z.n, nl = strlen(names[i]);
 		put_le(&z, 0x04034b50, 4);
@@ -64,24 +68,51 @@ static inline void emit_archive(struct emit *zo, const struct emit *pkl, const v
 		put(&z, data[i], lens[i]);
 		put_le(&cd, 0x02014b50, 4);
 		put_le(&cd, 0, 2 * 4 + 2 * 2 + 4); // versions, flags, method, time, date, crc
-		put_le(&cd, lens[i], 4);
-		put_le(&cd, lens[i], 4);
+		put_le(&cd, big ? big : lens[i], 4);
+		put_le(&cd, big ? big : lens[i], 4);
 		put_le(&cd, nl, 2);
-		put_le(&cd, 0, 2 * 4 + 4); // extra, comment, disk, attrs, external attrs
-		put_le(&cd, off, 4);
+		put_le(&cd, zip64 ? 28 : 0, 2);
+		put_le(&cd, 0, 2 * 3 + 4); // comment, disk, attrs, external attrs
+		put_le(&cd, big ? big : off, 4);
 		put(&cd, names[i], nl);
+		if (zip64) { // id 1: uncompressed, compressed, local header offset
+			put_le(&cd, 1, 2);
+			put_le(&cd, 24, 2);
+			put_le(&cd, lens[i], 8);
+			put_le(&cd, lens[i], 8);
+			put_le(&cd, off, 8);
+		}
 	}
 	size_t cd_off = z.n;
 	put(&z, cd.p, cd.n);
+	if (zip64) {
+		size_t e64 = z.n;
+		put_le(&z, 0x06064b50, 4);
+		put_le(&z, 44, 8);
+		put_le(&z, 0, 2 * 2 + 4 * 2);
+		put_le(&z, 2, 8);
+		put_le(&z, 2, 8);
+		put_le(&z, cd.n, 8);
+		put_le(&z, cd_off, 8);
+		put_le(&z, 0x07064b50, 4);
+		put_le(&z, 0, 4);
+		put_le(&z, e64, 8);
+		put_le(&z, 1, 4);
+	}
 	put_le(&z, 0x06054b50, 4);
 	put_le(&z, 0, 4);
-	put_le(&z, 2, 2);
-	put_le(&z, 2, 2);
-	put_le(&z, cd.n, 4);
-	put_le(&z, cd_off, 4);
+	put_le(&z, zip64 ? 0xFFFF : 2, 2);
+	put_le(&z, zip64 ? 0xFFFF : 2, 2);
+	put_le(&z, zip64 ? 0xFFFFFFFFu : cd.n, 4);
+	put_le(&z, zip64 ? 0xFFFFFFFFu : cd_off, 4);
 	put_le(&z, 0, 2);
 	free(cd.p);
 	*zo = z;
+}
+
+static inline void emit_archive(struct emit *zo, const struct emit *pkl, const void *storage, size_t storage_len)
+{
+	emit_archive_ex(zo, pkl, storage, storage_len, false);
 }
 
 // Starts an object of class models.yolo.M whose state dict is then filled by the caller.

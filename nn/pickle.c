@@ -314,6 +314,11 @@ static struct nn_pk *call_class(struct vm *vm, struct nn_pk *cls, struct nn_pk *
 				return NULL;
 		return l;
 	}
+	// Tensor subclasses: _rebuild_from_type_v2(func, type, args, state) is func(*args).
+	if (!strcmp(n, "torch._tensor._rebuild_from_type_v2") && args->count >= 3 &&
+	    args->items[0]->kind == NN_PK_CLASS && args->items[2]->kind == NN_PK_TUPLE &&
+	    strcmp(args->items[0]->s, n) != 0)
+		return call_class(vm, args->items[0], args->items[2], op);
 	if (!strcmp(n, "_codecs.encode") && args->count >= 1 && args->items[0]->kind == NN_PK_STR)
 		return str_new(vm->p, NN_PK_BYTES, args->items[0]->s, args->items[0]->len);
 	struct nn_pk *o = node_new(vm->p, NN_PK_OBJECT);
@@ -509,12 +514,10 @@ static int op_build(struct vm *vm, unsigned op)
 		if (state->kind == NN_PK_TUPLE && state->count == 2 && state->items[0]->kind == NN_PK_DICT)
 			state = state->items[0];
 		obj->state = state;
-	} else if (obj->kind == NN_PK_DICT && state->kind == NN_PK_DICT && obj != state) {
-		for (size_t i = 0; i < state->count; i++)
-			if (!dict_set(vm->p, obj, state->items[i], state->vals[i]))
-				return vm_fail(vm, -ENOMEM, "", op);
 	}
-	return 0; // other targets (tensors with hooks state, None) keep nothing
+	// Other targets keep nothing: for an OrderedDict the state is instance attributes (a state
+	// dict's _metadata), not items; tensors may carry hook state.
+	return 0;
 }
 
 static int op_tuple_n(struct vm *vm, unsigned op, size_t n)

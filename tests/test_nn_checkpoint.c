@@ -169,6 +169,24 @@ static int check_pickle(const uint8_t *buf, size_t len)
 	return 0;
 }
 
+// Wraps pkl (freed here) in an archive whose storage '0' is one double 1.0, writes it to
+// tmpdir/name (path returned) and loads it; returns nn_checkpoint_load's code.
+static int load_archive(struct emit *pkl, bool zip64, const char *name, char *path, size_t path_len,
+                        struct nn_checkpoint **ck)
+{
+	static const double storage = 1.0;
+	struct emit zip;
+	emit_archive_ex(&zip, pkl, &storage, sizeof(storage), zip64);
+	free(pkl->p);
+	snprintf(path, path_len, "%s/%s", tmpdir, name);
+	FILE *f = fopen(path, "wb");
+	bool ok = f && fwrite(zip.p, 1, zip.n, f) == zip.n;
+	if (f)
+		fclose(f);
+	free(zip.p);
+	return ok ? nn_checkpoint_load(path, ck) : -EIO;
+}
+
 // A module with one stride-0 parameter 'w' of dim elements and, when tagged, the attributes
 // yaml {'nc': 5}, names ['x'], stride [8.0, 16.0].
 static void put_model(struct emit *e, uint64_t dim, bool attrs)
@@ -205,8 +223,7 @@ static void put_model(struct emit *e, uint64_t dim, bool attrs)
 static int check_ema(void)
 {
 	for (int with_ema = 0; with_ema < 2; with_ema++) {
-		struct emit pkl = { 0 }, zip = { 0 };
-		double storage = 1.0;
+		struct emit pkl = { 0 };
 		put_u8(&pkl, 0x80);
 		put_u8(&pkl, 2);
 		put_u8(&pkl, '}');
@@ -220,16 +237,9 @@ static int check_ema(void)
 			put_u8(&pkl, 'N');
 		put_u8(&pkl, 's');
 		put_u8(&pkl, '.');
-		emit_archive_ex(&zip, &pkl, &storage, sizeof(storage), with_ema); // the ema case also tests zip64
 		char path[512];
-		snprintf(path, sizeof(path), "%s/ema.pt", tmpdir);
-		FILE *f = fopen(path, "wb");
-		CHECK(f && fwrite(zip.p, 1, zip.n, f) == zip.n);
-		fclose(f);
-		free(pkl.p);
-		free(zip.p);
 		struct nn_checkpoint *ck = NULL;
-		CHECK(nn_checkpoint_load(path, &ck) == 0);
+		CHECK(load_archive(&pkl, with_ema, "ema.pt", path, sizeof(path), &ck) == 0); // ema also tests zip64
 		const struct nn_tensor *w = nn_tensor_map_find(ck->state, "w");
 		CHECK(strcmp(ck->source, with_ema ? "ema" : "model") == 0);
 		CHECK(w && w->dtype == NN_DTYPE_F64 && nn_tensor_numel(w) == (with_ema ? 2 : 3) && nn_tensor_get_f32(w, 1) == 1.0f);
@@ -240,6 +250,39 @@ static int check_ema(void)
 		nn_checkpoint_destroy(&ck);
 		unlink(path);
 	}
+	return 0;
+}
+
+// torch.save(model.state_dict()): an OrderedDict of tensors whose BUILD state is {'_metadata': {}}
+// (attributes, which must not become entries).
+static int check_bare_state_dict(void)
+{
+	struct emit pkl = { 0 };
+	put_u8(&pkl, 0x80);
+	put_u8(&pkl, 2);
+	put_global(&pkl, "collections", "OrderedDict");
+	put_u8(&pkl, ')');
+	put_u8(&pkl, 'R');
+	put_u8(&pkl, '(');
+	put_str(&pkl, "a.weight");
+	put_tensor_view(&pkl, 4);
+	put_str(&pkl, "a.bias");
+	put_tensor_view(&pkl, 1);
+	put_u8(&pkl, 'u');
+	put_u8(&pkl, '}');
+	put_str(&pkl, "_metadata");
+	put_u8(&pkl, '}');
+	put_u8(&pkl, 's');
+	put_u8(&pkl, 'b');
+	put_u8(&pkl, '.');
+	char path[512];
+	struct nn_checkpoint *ck = NULL;
+	CHECK(load_archive(&pkl, false, "sd.pt", path, sizeof(path), &ck) == 0);
+	CHECK(ck->state->count == 2 && strcmp(ck->state->items[0].name, "a.weight") == 0);
+	CHECK(nn_tensor_numel(&ck->state->items[0]) == 4 && nn_tensor_numel(&ck->state->items[1]) == 1);
+	CHECK(ck->arch == NULL && ck->names == NULL && ck->stride_count == 0);
+	nn_checkpoint_destroy(&ck);
+	unlink(path);
 	return 0;
 }
 
@@ -389,6 +432,7 @@ int main(void)
 		return 1;
 	}
 	fails += check_ema();
+	fails += check_bare_state_dict();
 	fails += check_gelan_t(gelan);
 	fails += check_roundtrip(gelan);
 	fails += check_deflated(gelan);

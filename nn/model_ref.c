@@ -35,7 +35,7 @@ static int need_sized(const struct nn_op *op, const struct nn_shape *s, uint32_t
 	return 0;
 }
 
-static void conv_desc(const struct nn_op *op, const struct nn_shape *s, uint32_t n, struct nn_conv2d_desc *d)
+void nn_op_conv_desc(const struct nn_op *op, const struct nn_shape *s, uint32_t n, struct nn_conv2d_desc *d)
 {
 	*d = (struct nn_conv2d_desc){
 		.n = n, .c_in = op->x.c, .h_in = s[op->x.tensor].h, .w_in = s[op->x.tensor].w, .c_out = op->y.c,
@@ -48,13 +48,30 @@ static void conv_desc(const struct nn_op *op, const struct nn_shape *s, uint32_t
 		d->r_c_total = s[op->r.tensor].c, d->r_c_off = op->r.c_off;
 }
 
-static void pool_desc(const struct nn_op *op, const struct nn_shape *s, uint32_t n, struct nn_pool2d_desc *d)
+void nn_op_pool_desc(const struct nn_op *op, const struct nn_shape *s, uint32_t n, struct nn_pool2d_desc *d)
 {
 	*d = (struct nn_pool2d_desc){
 		.n = n, .c = op->x.c, .h_in = s[op->x.tensor].h, .w_in = s[op->x.tensor].w, .k = op->k,
 		.stride = op->stride, .pad = op->pad, .x_c_total = s[op->x.tensor].c, .x_c_off = op->x.c_off,
 		.y_c_total = s[op->y.tensor].c, .y_c_off = op->y.c_off,
 	};
+}
+
+void nn_op_resize_desc(const struct nn_op *op, const struct nn_shape *s, uint32_t n, struct nn_resize_desc *d)
+{
+	*d = (struct nn_resize_desc){
+		.n = n, .c = op->x.c, .h_in = s[op->x.tensor].h, .w_in = s[op->x.tensor].w,
+		.h_out = s[op->y.tensor].h, .w_out = s[op->y.tensor].w, .accumulate = op->accumulate,
+		.x_c_total = s[op->x.tensor].c, .x_c_off = op->x.c_off,
+		.y_c_total = s[op->y.tensor].c, .y_c_off = op->y.c_off,
+	};
+}
+
+void nn_op_decode_desc(const struct nn_op *op, const struct nn_shape *s, uint32_t n, struct nn_decode_desc *d)
+{
+	*d = (struct nn_decode_desc){.n = n, .nc = op->nc, .reg_max = op->reg_max, .nl = op->nl};
+	for (uint32_t l = 0; l < op->nl; l++)
+		d->h[l] = s[op->level[l]].h, d->w[l] = s[op->level[l]].w, d->stride[l] = op->level_stride[l];
 }
 
 int nn_model_shapes(const struct nn_model *m, uint32_t h, uint32_t w, struct nn_shape *s)
@@ -72,7 +89,7 @@ int nn_model_shapes(const struct nn_model *m, uint32_t h, uint32_t w, struct nn_
 		switch (op->kind) {
 		case NN_OP_CONV: {
 			struct nn_conv2d_desc d;
-			conv_desc(op, s, 1, &d);
+			nn_op_conv_desc(op, s, 1, &d);
 			uint32_t oh = nn_conv2d_out_h(&d), ow = nn_conv2d_out_w(&d);
 			ret = set_size(m, op, s, op->y.tensor, oh, ow);
 			if (!ret && op->r.tensor != NN_NO_TENSOR && (s[op->r.tensor].h != oh || s[op->r.tensor].w != ow)) {
@@ -142,7 +159,7 @@ static void run_op(const struct nn_model *m, const struct nn_op *op, const struc
 	switch (op->kind) {
 	case NN_OP_CONV: {
 		struct nn_conv2d_desc d;
-		conv_desc(op, s, n, &d);
+		nn_op_conv_desc(op, s, n, &d);
 		if (op->bn.gamma)
 			run_conv_bn(op, &d, buf);
 		else
@@ -153,7 +170,7 @@ static void run_op(const struct nn_model *m, const struct nn_op *op, const struc
 	case NN_OP_MAXPOOL:
 	case NN_OP_AVGPOOL: {
 		struct nn_pool2d_desc d;
-		pool_desc(op, s, n, &d);
+		nn_op_pool_desc(op, s, n, &d);
 		if (op->kind == NN_OP_MAXPOOL)
 			nn_maxpool2d_forward_ref(&d, buf[op->x.tensor], buf[op->y.tensor]);
 		else
@@ -161,22 +178,17 @@ static void run_op(const struct nn_model *m, const struct nn_op *op, const struc
 		break;
 	}
 	case NN_OP_RESIZE: {
-		struct nn_resize_desc d = {
-			.n = n, .c = op->x.c, .h_in = s[op->x.tensor].h, .w_in = s[op->x.tensor].w,
-			.h_out = s[op->y.tensor].h, .w_out = s[op->y.tensor].w, .accumulate = op->accumulate,
-			.x_c_total = s[op->x.tensor].c, .x_c_off = op->x.c_off,
-			.y_c_total = s[op->y.tensor].c, .y_c_off = op->y.c_off,
-		};
+		struct nn_resize_desc d;
+		nn_op_resize_desc(op, s, n, &d);
 		nn_resize_nearest_forward_ref(&d, buf[op->x.tensor], buf[op->y.tensor]);
 		break;
 	}
 	case NN_OP_DECODE: {
-		struct nn_decode_desc d = {.n = n, .nc = op->nc, .reg_max = op->reg_max, .nl = op->nl};
+		struct nn_decode_desc d;
 		const float *levels[NN_DETECT_MAX_LEVELS];
-		for (uint32_t l = 0; l < op->nl; l++) {
-			d.h[l] = s[op->level[l]].h, d.w[l] = s[op->level[l]].w, d.stride[l] = op->level_stride[l];
+		nn_op_decode_desc(op, s, n, &d);
+		for (uint32_t l = 0; l < op->nl; l++)
 			levels[l] = buf[op->level[l]];
-		}
 		nn_decode_forward_ref(&d, levels, buf[op->y.tensor]);
 		break;
 	}

@@ -3,6 +3,7 @@
 #include "loader.h"
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,8 @@ struct nn_loader {
 	uint32_t nslots;
 	struct slot *slots;
 	size_t *perm; // [count] the epoch's order
+	size_t *order; // [count] rect: split indices by aspect ratio (NULL otherwise)
+	uint32_t (*shapes)[2]; // [nbatches] rect: (h, w) of each batch
 	float *targets;
 	size_t targets_cap;
 	struct nn_batch batch;
@@ -68,10 +71,14 @@ static int make_sample(struct nn_loader *l, uint32_t epoch, bool mosaic, size_t 
 {
 	size_t b = pos / l->p.batch, k = pos % l->p.batch;
 	struct slot *s = &l->slots[b % l->nslots];
-	size_t plane = 3 * (size_t)l->p.imgsz * l->p.imgsz;
+	uint32_t h = l->shapes ? l->shapes[b][0] : l->p.imgsz;
+	uint32_t w = l->shapes ? l->shapes[b][1] : l->p.imgsz;
+	size_t plane = 3 * (size_t)h * w; // samples packed as [n, 3, h, w]
 	struct nn_rng rng;
 	nn_rng_seed(&rng, nn_rng_mix(l->p.seed, epoch, pos));
 	struct nn_aug_sample_params sp = { .augment = l->p.augment, .mosaic = mosaic };
+	if (l->shapes)
+		sp.out_h = h, sp.out_w = w, sp.mosaic = false;
 	s->indices[k] = l->perm[pos];
 	return nn_aug_sample(&l->src, l->perm[pos], &sp, &l->hyp, &rng, s->input + k * plane,
 			     &s->labels[k], &s->counts[k]);
@@ -125,9 +132,59 @@ static int load_cache(struct nn_loader *l)
 	return 0;
 }
 
+static const double *sort_keys;
+static int by_key(const void *a, const void *b)
+{
+	size_t i = *(const size_t *)a, j = *(const size_t *)b;
+	double x = sort_keys[i], y = sort_keys[j];
+	return x < y ? -1 : x > y ? 1 : (i > j) - (i < j); // ties by index: a stable order
+}
+
+// official rect batches: sort by h / w, per batch shape [max_ar, 1] if all landscape, [1, 1 / min_ar]
+// if all portrait, else square; ceil(shape * S / 32 + pad) * 32.
+static int plan_rect(struct nn_loader *l)
+{
+	static pthread_mutex_t sort_mu = PTHREAD_MUTEX_INITIALIZER; // qsort has no context argument
+	double *ar = malloc(l->count * sizeof(*ar));
+	l->order = malloc(l->count * sizeof(*l->order));
+	l->shapes = malloc(l->nbatches * sizeof(*l->shapes));
+	if (!ar || !l->order || !l->shapes) {
+		free(ar);
+		LOGE("loader: rect plan for %zu images: out of memory", l->count);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < l->count; i++) {
+		const struct nn_dataset_image *im = &l->p.split->images[i];
+		ar[i] = (double)im->height / im->width;
+		l->order[i] = i;
+	}
+	pthread_mutex_lock(&sort_mu);
+	sort_keys = ar;
+	qsort(l->order, l->count, sizeof(*l->order), by_key);
+	pthread_mutex_unlock(&sort_mu);
+	for (size_t b = 0; b < l->nbatches; b++) {
+		double mini = INFINITY, maxi = 0, sh = 1, sw = 1;
+		for (size_t k = b * l->p.batch; k < l->count && k < (b + 1) * l->p.batch; k++) {
+			double a = ar[l->order[k]];
+			mini = a < mini ? a : mini;
+			maxi = a > maxi ? a : maxi;
+		}
+		if (maxi < 1)
+			sh = maxi;
+		else if (mini > 1)
+			sw = 1 / mini;
+		l->shapes[b][0] = (uint32_t)ceil(sh * l->p.imgsz / 32 + l->p.pad) * 32;
+		l->shapes[b][1] = (uint32_t)ceil(sw * l->p.imgsz / 32 + l->p.pad) * 32;
+	}
+	free(ar);
+	return 0;
+}
+
 static int alloc_slots(struct nn_loader *l)
 {
-	size_t plane = 3 * (size_t)l->p.imgsz * l->p.imgsz;
+	// rect shapes can exceed S by the padding (val pad 0.5: 672 at 640)
+	uint32_t side = l->p.imgsz + (uint32_t)ceil(l->p.pad) * 32;
+	size_t plane = 3 * (size_t)side * side;
 	l->slots = calloc(l->nslots, sizeof(*l->slots));
 	l->perm = malloc(l->count * sizeof(*l->perm));
 	if (!l->slots || !l->perm)
@@ -180,6 +237,8 @@ int nn_loader_create(const struct nn_loader_params *p, struct nn_loader **out)
 	pthread_cond_init(&l->work_cv, NULL);
 	pthread_cond_init(&l->done_cv, NULL);
 	rc = alloc_slots(l);
+	if (!rc && p->rect)
+		rc = plan_rect(l);
 	if (!rc && p->cache_ram)
 		rc = load_cache(l);
 	if (rc)
@@ -236,6 +295,8 @@ void nn_loader_destroy(struct nn_loader **lp)
 	free(l->cache);
 	free(l->slots);
 	free(l->perm);
+	free(l->order);
+	free(l->shapes);
 	free(l->targets);
 	free(l->threads);
 	pthread_cond_destroy(&l->work_cv);
@@ -250,13 +311,24 @@ size_t nn_loader_batches(const struct nn_loader *l)
 	return l->nbatches;
 }
 
+int nn_loader_batch_shape(const struct nn_loader *l, size_t b, uint32_t *h, uint32_t *w)
+{
+	if (b >= l->nbatches) {
+		LOGE("loader: batch %zu of %zu", b, l->nbatches);
+		return -EINVAL;
+	}
+	*h = l->shapes ? l->shapes[b][0] : l->p.imgsz;
+	*w = l->shapes ? l->shapes[b][1] : l->p.imgsz;
+	return 0;
+}
+
 int nn_loader_epoch(struct nn_loader *l, uint32_t epoch, bool mosaic)
 {
 	pthread_mutex_lock(&l->mu);
 	quiesce(l);
 	for (size_t i = 0; i < l->count; i++)
-		l->perm[i] = i;
-	if (l->p.shuffle) {
+		l->perm[i] = l->order ? l->order[i] : i;
+	if (l->p.shuffle && !l->order) { // official: --rect is incompatible with shuffle
 		struct nn_rng rng;
 		nn_rng_seed(&rng, nn_rng_mix(l->p.seed, epoch, UINT64_MAX));
 		for (size_t i = l->count - 1; i > 0; i--) {
@@ -347,7 +419,8 @@ int nn_loader_next(struct nn_loader *l, const struct nn_batch **out)
 	l->batch.epoch = l->epoch;
 	l->batch.index = (uint32_t)b;
 	l->batch.n = n;
-	l->batch.h = l->batch.w = l->p.imgsz;
+	l->batch.h = l->shapes ? l->shapes[b][0] : l->p.imgsz;
+	l->batch.w = l->shapes ? l->shapes[b][1] : l->p.imgsz;
 	l->batch.input_u8 = s->input;
 	l->batch.targets = l->targets;
 	l->batch.indices = s->indices;

@@ -23,13 +23,18 @@ struct nn_loader_params {
 	bool augment;	// training augmentations (false: letterbox only, like the val path)
 	bool shuffle;	// a new permutation every epoch (official DataLoader shuffle=True)
 	bool cache_ram; // keep every image resized to long side S in memory (--cache ram)
+	// Rectangular batches (--rect): images ordered by aspect ratio h/w, no shuffle, no mosaic,
+	// each batch letterboxed to its own shape ceil(shape * S / 32 + pad) * 32 (official pad: 0.0
+	// for training, 0.5 for validation).
+	bool rect;
+	double pad;
 };
 
 // One batch. Borrowed from the loader, valid until the next nn_loader_next / nn_loader_epoch /
 // nn_loader_destroy.
 struct nn_batch {
 	uint32_t epoch, index; // epoch and batch number within it
-	uint32_t n, h, w;      // images in this batch and their size
+	uint32_t n, h, w;      // images in this batch and their size (h, w < S possible with rect)
 	const uint8_t *input_u8; // [n, 3, h, w] RGB
 	const float *targets;	 // [ntargets, 6]: image index in batch, class, cx, cy, w, h (0..1)
 	size_t ntargets;
@@ -43,6 +48,8 @@ int nn_loader_create(const struct nn_loader_params *p, struct nn_loader **out);
 void nn_loader_destroy(struct nn_loader **l);
 // Batches per epoch: ceil(images / batch).
 size_t nn_loader_batches(const struct nn_loader *l);
+// The (h, w) of batch b (S x S unless rect). -EINVAL when b is out of range.
+int nn_loader_batch_shape(const struct nn_loader *l, size_t b, uint32_t *h, uint32_t *w);
 // Starts an epoch (abandoning what is left of the previous one): permutation drawn from
 // (seed, epoch), workers start prefetching. mosaic false = the close_mosaic epochs.
 int nn_loader_epoch(struct nn_loader *l, uint32_t epoch, bool mosaic);

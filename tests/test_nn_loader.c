@@ -94,8 +94,118 @@ static int run_loader(const struct nn_dataset_split *split, uint32_t workers, bo
 	return 0;
 }
 
+// Rect shapes as the official formula, on a fake split (shapes need no pixels): sorted by h / w;
+// val pad 0.5 turns 4:3 landscape into 512 x 672 at 640 (spec 7.5), training pad 0 into 480 x 640.
+static int check_rect_shapes(void)
+{
+	struct nn_dataset_image im[5] = {
+		{ .path = "a", .width = 640, .height = 480 }, { .path = "b", .width = 480, .height = 640 },
+		{ .path = "c", .width = 640, .height = 480 }, { .path = "d", .width = 500, .height = 500 },
+		{ .path = "e", .width = 427, .height = 640 },
+	};
+	struct nn_dataset_split split = { .images = im, .count = 5 };
+	static const uint32_t want[2][3][2] = { { { 512, 672 }, { 672, 672 }, { 672, 448 } },
+						{ { 480, 640 }, { 640, 640 }, { 640, 448 } } };
+	for (int v = 0; v < 2; v++) {
+		struct nn_loader *l = NULL;
+		struct nn_loader_params p = { .split = &split, .imgsz = 640, .batch = 2, .rect = true,
+					      .pad = v ? 0.0 : 0.5 };
+		CHECKF(nn_loader_create(&p, &l) == 0, "rect create");
+		for (size_t b = 0; b < 3; b++) {
+			uint32_t h, w;
+			CHECKF(nn_loader_batch_shape(l, b, &h, &w) == 0 && h == want[v][b][0] &&
+				       w == want[v][b][1],
+			       "rect pad %d batch %zu: %u x %u, want %u x %u", v ? 0 : 1, b, h, w,
+			       want[v][b][0], want[v][b][1]);
+		}
+		nn_loader_destroy(&l);
+	}
+	return 0;
+}
+
+// Rect training on coco8: batch shapes from the loader, samples ordered by aspect ratio, bytes
+// identical for 0 and 2 workers.
+static int check_rect_coco8(const struct nn_dataset_split *split)
+{
+	uint8_t *first = NULL;
+	size_t nfirst = 0;
+	for (uint32_t workers = 0; workers <= 2; workers += 2) {
+		struct nn_loader *l = NULL;
+		struct nn_loader_params p = { .split = split, .imgsz = IMGSZ, .batch = BATCH,
+					      .workers = workers, .seed = 5, .augment = true,
+					      .rect = true };
+		CHECKF(nn_loader_create(&p, &l) == 0 && nn_loader_epoch(l, 0, true) == 0, "rect create");
+		struct run r = { 0 };
+		double last_ar = 0;
+		const struct nn_batch *b;
+		while (nn_loader_next(l, &b) == 0 && b) {
+			CHECKF(b->h % 32 == 0 && b->w % 32 == 0 && b->h <= IMGSZ && b->w <= IMGSZ &&
+				       (b->h == IMGSZ || b->w == IMGSZ),
+			       "rect batch %u: %u x %u", b->index, b->h, b->w);
+			for (uint32_t k = 0; k < b->n; k++) {
+				const struct nn_dataset_image *im = &split->images[b->indices[k]];
+				double ar = (double)im->height / im->width;
+				CHECKF(ar >= last_ar, "rect order: %g after %g", ar, last_ar);
+				last_ar = ar;
+			}
+			if (!workers)
+				printf("rect batch %u: %u images %u x %u, %zu targets\n", b->index, b->n, b->h,
+				       b->w, b->ntargets);
+			CHECKF(!append(&r, b->input_u8, (size_t)b->n * 3 * b->h * b->w) &&
+				       !append(&r, b->targets, b->ntargets * 6 * sizeof(float)),
+			       "oom");
+		}
+		nn_loader_destroy(&l);
+		if (!workers) {
+			first = r.bytes, nfirst = r.n;
+		} else {
+			CHECKF(r.n == nfirst && !memcmp(r.bytes, first, nfirst), "rect: workers differ");
+			free(r.bytes);
+		}
+	}
+	free(first);
+	return 0;
+}
+
+// An epoch restarted half way gives the same first batch as a fresh one; a missing image makes
+// nn_loader_next fail for its batch (with workers, the error travels back) instead of hanging.
+static int check_restart_and_errors(const struct nn_dataset_split *split)
+{
+	struct nn_loader *l = NULL;
+	struct nn_loader_params p = { .split = split, .imgsz = IMGSZ, .batch = 2, .workers = 2,
+				      .seed = 9, .augment = true, .shuffle = true };
+	size_t bytes = (size_t)2 * 3 * IMGSZ * IMGSZ;
+	uint8_t *ref = malloc(bytes);
+	const struct nn_batch *b;
+	CHECKF(nn_loader_create(&p, &l) == 0, "restart: create");
+	CHECKF(nn_loader_next(l, &b) < 0, "next before epoch must fail");
+	CHECKF(nn_loader_epoch(l, 4, true) == 0 && nn_loader_next(l, &b) == 0 && b, "epoch 4");
+	memcpy(ref, b->input_u8, bytes);
+	CHECKF(nn_loader_epoch(l, 5, true) == 0 && nn_loader_next(l, &b) == 0 && b, "epoch 5");
+	CHECKF(nn_loader_epoch(l, 4, true) == 0 && nn_loader_next(l, &b) == 0 && b, "epoch 4 again");
+	CHECKF(!memcmp(ref, b->input_u8, bytes), "restarted epoch differs");
+	nn_loader_destroy(&l);
+	free(ref);
+
+	struct nn_dataset_image im[2] = { split->images[0], split->images[1] };
+	im[1].path = "/nonexistent/missing.jpg";
+	struct nn_dataset_split bad = { .images = im, .count = 2 };
+	p.split = &bad, p.batch = 1, p.shuffle = false;
+	for (uint32_t workers = 0; workers <= 2; workers += 2) {
+		p.workers = workers;
+		CHECKF(nn_loader_create(&p, &l) == 0 && nn_loader_epoch(l, 0, false) == 0, "bad create");
+		CHECKF(nn_loader_next(l, &b) == 0 && b, "bad split: first batch (workers %u)", workers);
+		int rc = nn_loader_next(l, &b);
+		CHECKF(rc < 0 && !b, "missing image: rc %d (workers %u)", rc, workers);
+		nn_loader_destroy(&l);
+	}
+	return 0;
+}
+
 int main(void)
 {
+	if (check_rect_shapes())
+		return 1;
 	char yaml[1024];
 	struct stat st;
 	snprintf(yaml, sizeof(yaml), "%s/data/coco8/coco8.yaml", test_shared_dir());
@@ -135,6 +245,8 @@ int main(void)
 		CHECKF(a.boxes[e] >= 13 && a.boxes[e] <= 52, "mosaic epoch %d: %zu boxes", e, a.boxes[e]);
 	CHECKF(a.boxes[EPOCHS - 1] >= 8 && a.boxes[EPOCHS - 1] <= 13, "letterbox epoch: %zu boxes",
 	      a.boxes[EPOCHS - 1]);
+	if (check_rect_coco8(split) || check_restart_and_errors(split))
+		return 1;
 	free(a.bytes);
 	free(b.bytes);
 	free(c.bytes);

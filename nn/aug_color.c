@@ -48,9 +48,13 @@ void nn_rgb_to_hsv_u8(const uint8_t rgb[3], uint8_t hsv[3])
 	hsv[2] = (uint8_t)v;
 }
 
+// cvRound for 0 <= x < 2^22 without a libm call: adding 1.5 * 2^23 makes the FPU round to an
+// integer (ties to even, as lrintf in the default mode).
 static uint8_t round_u8(float x)
 {
-	int v = (int)lrintf(x);
+	const float big = 12582912.0f; // C11 without fast-math keeps (x + big) - big as written
+	float r = (x + big) - big;
+	int v = (int)r;
 	return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
 }
 
@@ -67,7 +71,7 @@ void nn_hsv_to_rgb_u8(const uint8_t hsv[3], uint8_t rgb[3])
 		h *= 6.f / 180.f;
 		while (h >= 6)
 			h -= 6;
-		int sector = (int)floorf(h);
+		int sector = (int)h; // h >= 0: truncation is cvFloor
 		h -= sector;
 		if ((unsigned)sector >= 6u) {
 			sector = 0;

@@ -85,13 +85,21 @@ static void remap_px(const struct nn_image *src, int X, int Y, uint8_t fill, uin
 	// arithmetic shifts = floor division by 32, as OpenCV's >> INTER_BITS
 	int sx = X >> 5, sy = Y >> 5, fx = X & 31, fy = Y & 31;
 	int W = (int)src->w, H = (int)src->h, c = (int)src->c;
+	// (1 - ax)(1 - ay) * 2^15 with ax = fx / 32 is exact: products of 1/32 steps times 32
+	int w00 = (32 - fx) * (32 - fy) * 32, w01 = fx * (32 - fy) * 32;
+	int w10 = (32 - fx) * fy * 32, w11 = fx * fy * 32;
+	if ((unsigned)sx < (unsigned)(W - 1) && (unsigned)sy < (unsigned)(H - 1)) {
+		// all four taps inside (OpenCV's fast path, same arithmetic)
+		const uint8_t *p0 = src->data + ((size_t)sy * W + sx) * c, *p1 = p0 + (size_t)W * c;
+		for (int k = 0; k < c; k++)
+			d[k] = (uint8_t)((p0[k] * w00 + p0[c + k] * w01 + p1[k] * w10 + p1[c + k] * w11 +
+					  (1 << 14)) >> 15);
+		return;
+	}
 	if (sx >= W || sx + 1 < 0 || sy >= H || sy + 1 < 0) {
 		memset(d, fill, (size_t)c);
 		return;
 	}
-	// (1 - ax)(1 - ay) * 2^15 with ax = fx / 32 is exact: products of 1/32 steps times 32
-	int w00 = (32 - fx) * (32 - fy) * 32, w01 = fx * (32 - fy) * 32;
-	int w10 = (32 - fx) * fy * 32, w11 = fx * fy * 32;
 	bool x0in = sx >= 0, x1in = sx + 1 < W, y0in = sy >= 0, y1in = sy + 1 < H;
 	const uint8_t *r0 = src->data + ((size_t)(y0in ? sy : 0) * W) * c;
 	const uint8_t *r1 = src->data + ((size_t)(y1in ? sy + 1 : 0) * W) * c;

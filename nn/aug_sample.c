@@ -1,5 +1,5 @@
 // One training sample in the official __getitem__ order: mosaic (+ mixup) or letterbox
-// (+ perspective), normalised labels, HSV, flips, HWC -> CHW.
+// (+ perspective), normalised labels, Albumentations, HSV, flips, HWC -> CHW.
 #include <errno.h>
 #include <stdlib.h>
 
@@ -77,6 +77,9 @@ int nn_aug_sample(const struct nn_aug_source *src, size_t index,
 	if (rc)
 		goto fail;
 	if (p->augment) {
+		rc = p->albumentations ? nn_aug_albumentations(img, rng) : 0;
+		if (rc)
+			goto fail;
 		if (hyp->hsv_h != 0 || hyp->hsv_s != 0 || hyp->hsv_v != 0) {
 			double g[3];
 			nn_aug_hsv_gains(hyp, rng, g);

@@ -5,7 +5,7 @@
 // channel-order symmetric, HSV uses the RGB form of the same OpenCV formulas).
 // Randomness comes only from the explicit nn_rng passed in, so a sample is a pure function of
 // (dataset, index, rng state, hyp). Not implemented: copy-paste (needs polygon segments, which the
-// dataset reduces to boxes), Albumentations (Blur/MedianBlur/ToGray/CLAHE at p = 0.01 each).
+// dataset reduces to boxes) and Albumentations' CLAHE (p = 0.01).
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
@@ -87,6 +87,17 @@ void nn_aug_flip_ud(struct nn_image *img);
 // official mixup pixels: a = (u8)(a * r + b * (1 - r)), truncating. Same sizes required: -EINVAL.
 int nn_aug_mixup(struct nn_image *a, const struct nn_image *b, double r);
 
+// ---- Albumentations, pixel-level only (aug_albu.c) ----
+
+// cv2.blur with a k x k box (BORDER_REFLECT_101), rounded. -ENOMEM.
+int nn_aug_blur(struct nn_image *img, int k);
+// cv2.medianBlur with a k x k window (border replicated). -ENOMEM.
+int nn_aug_median(struct nn_image *img, int k);
+// Albumentations ToGray on the official's BGR bytes (so the weights apply channel-swapped).
+void nn_aug_to_gray(struct nn_image *img);
+// The official Compose: Blur, MedianBlur, ToGray each with p = 0.01 (kernel odd in [3, 7]).
+int nn_aug_albumentations(struct nn_image *img, struct nn_rng *rng);
+
 // ---- composition (aug_mosaic.c) ----
 
 // official load_mosaic: 2s x 2s canvas of 114, centre (int)uniform(s/2, 3s/2) per axis, the
@@ -104,9 +115,11 @@ struct nn_aug_sample_params {
 	bool augment;	 // training augmentations (false: letterbox only)
 	bool mosaic;	 // dataset.mosaic (false after close_mosaic); drawn with p = hyp->mosaic
 	uint32_t out_w, out_h; // non-mosaic output shape (rect batches); 0 = imgsz square
+	bool albumentations;   // with augment: Blur / MedianBlur / ToGray at p = 0.01 (official when
+			       // the package is installed, as its requirements ask)
 };
 // One training sample, the whole official __getitem__: mosaic (+ mixup) or letterbox (+
-// perspective), boxes to normalised cx cy w h clipped with eps 1e-3, then HSV, flip up-down,
+// perspective), boxes to normalised cx cy w h clipped with eps 1e-3, then Albumentations, HSV, flip up-down,
 // flip left-right. chw receives [3, H, W] RGB u8 (caller-owned; H, W = imgsz for mosaic, else
 // out_h/out_w); *labels malloc'ed (caller frees, NULL when *count is 0).
 int nn_aug_sample(const struct nn_aug_source *src, size_t index,

@@ -76,7 +76,8 @@ static int make_sample(struct nn_loader *l, uint32_t epoch, bool mosaic, size_t 
 	size_t plane = 3 * (size_t)h * w; // samples packed as [n, 3, h, w]
 	struct nn_rng rng;
 	nn_rng_seed(&rng, nn_rng_mix(l->p.seed, epoch, pos));
-	struct nn_aug_sample_params sp = { .augment = l->p.augment, .mosaic = mosaic };
+	struct nn_aug_sample_params sp = { .augment = l->p.augment, .mosaic = mosaic,
+					   .albumentations = l->p.augment };
 	if (l->shapes)
 		sp.out_h = h, sp.out_w = w, sp.mosaic = false;
 	s->indices[k] = l->perm[pos];

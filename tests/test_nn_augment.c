@@ -473,6 +473,36 @@ static int check_warp(void)
 	return 0;
 }
 
+static int check_albumentations(void)
+{
+	struct nn_image *im = NULL;
+	CHECKF(!nn_image_create(5, 4, 3, &im), "albu alloc");
+	// box blur 3x3 of a spike of 90 at (0, 0): REFLECT_101 borders count it once in every window
+	// that reaches it, so pixels (0..1, 0..1) are 10, the rest 0
+	im->data[0] = 90;
+	CHECKF(nn_aug_blur(im, 3) == 0, "blur");
+	for (uint32_t y = 0; y < 4; y++)
+		for (uint32_t x = 0; x < 5; x++) {
+			int want = x <= 1 && y <= 1 ? 10 : 0, got = im->data[3 * (y * 5 + x)];
+			CHECKF(got == want && im->data[3 * (y * 5 + x) + 1] == 0, "blur (%u,%u): %d want %d",
+			       x, y, got, want);
+		}
+	// median 3x3: the spikes vanish; a 3x3 ramp 1..9 has median 5 at its centre
+	memset(im->data, 0, 60);
+	im->data[3 * 7] = 200;
+	for (int i = 0; i < 9; i++)
+		im->data[3 * ((1 + i / 3) * 5 + 2 + i % 3) + 1] = (uint8_t)(1 + i);
+	CHECKF(nn_aug_median(im, 3) == 0, "median");
+	CHECKF(im->data[3 * 7] == 0 && im->data[3 * (2 * 5 + 3) + 1] == 5, "median: %u %u",
+	       im->data[3 * 7], im->data[3 * (2 * 5 + 3) + 1]);
+	// ToGray on the official BGR bytes: (1868 R + 9617 G + 4899 B + 2^13) >> 14 in our RGB order
+	im->data[0] = 10, im->data[1] = 20, im->data[2] = 30;
+	nn_aug_to_gray(im);
+	CHECKF(im->data[0] == 22 && im->data[1] == 22 && im->data[2] == 22, "gray: %u", im->data[0]);
+	nn_image_destroy(&im);
+	return 0;
+}
+
 static int check_hyp(void)
 {
 	struct nn_hyp def, got;
@@ -489,6 +519,8 @@ int main(void)
 	int rc = check_hyp();
 	if (!rc)
 		rc = check_flip();
+	if (!rc)
+		rc = check_albumentations();
 	if (!rc)
 		rc = check_hsv();
 	if (!rc)

@@ -13,6 +13,7 @@ struct subcommand {
 static const struct subcommand subcommands[] = {
 	{ "devices", cmd_devices, "list Vulkan devices and their capabilities" },
 	{ "val", cmd_val, "evaluate detections on a dataset (mAP50, mAP50-95, per class)" },
+	{ "view", cmd_view, "live detection on a webcam, video or slideshow (SDL2 window or --headless)" },
 	{ "convert", cmd_convert, "convert a .pt checkpoint to safetensors (--deploy: drop the PGI branch)" },
 };
 

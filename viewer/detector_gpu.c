@@ -11,10 +11,11 @@
 #include "runner.h"
 
 struct gpu_backend {
-	struct nn_model *model;
+	const struct nn_model *model;
 	struct gpu_instance *inst;
 	struct gpu_device *dev;
 	struct nn_runner *runner;
+	uint32_t h, w; // the runner's input shape
 	float *pred;
 	size_t pred_cap;
 };
@@ -22,13 +23,13 @@ struct gpu_backend {
 static int gpu_forward(void *ctx, const uint8_t *chw, uint32_t h, uint32_t w, const float **pred, uint32_t *anchors)
 {
 	struct gpu_backend *b = ctx;
-	const struct nn_runner_params *rp = b->runner ? nn_runner_params(b->runner) : NULL;
 	int ret;
-	if (!rp || rp->h != h || rp->w != w) {
+	if (!b->runner || b->h != h || b->w != w) {
 		nn_runner_destroy(&b->runner);
 		if ((ret = nn_runner_create(b->dev, b->model, &(struct nn_runner_params){ .n = 1, .h = h, .w = w },
 		                            &b->runner)))
 			return ret;
+		b->h = h, b->w = w;
 	}
 	if ((ret = nn_runner_run(b->runner, chw)))
 		return ret;
@@ -66,7 +67,7 @@ int view_backend_gpu_create(const struct nn_model *model, const char *device, co
 	uint32_t index = 0;
 	if (!b)
 		return -ENOMEM;
-	b->model = (struct nn_model *)model;
+	b->model = model;
 	int ret = gpu_instance_create(&(struct gpu_instance_params){ 0 }, &b->inst);
 	if (!ret)
 		ret = gpu_instance_pick(b->inst, device, &index);

@@ -1,0 +1,145 @@
+// Records the memory-bound layers: max/average pooling, nearest resize (with accumulate), the
+// uint8 input conversion and the detection-head decode. One invocation per output element.
+#include "layers.h"
+
+#define EW_WG 64
+
+// Workgroup grid for `count` invocations, folded into y when x would exceed the device limit.
+static void grid_1d(struct gpu_device *dev, uint64_t count, uint32_t groups[3])
+{
+	uint64_t g = (count + EW_WG - 1) / EW_WG, maxx = gpu_device_info(dev)->max_workgroup_count[0];
+	uint64_t gy = (g + maxx - 1) / maxx;
+	groups[0] = (uint32_t)((g + gy - 1) / gy);
+	groups[1] = (uint32_t)gy;
+	groups[2] = 1;
+}
+
+// spec1 < 0: the kernel has no spec constant 1.
+static int record(struct gpu_device *dev, struct gpu_seq *seq, enum gpu_kernel_id id, uint32_t nbind,
+                  int spec1, const void *push, uint32_t push_size, uint64_t count,
+                  const struct gpu_binding *b, const char *label)
+{
+	struct gpu_kernel *k = NULL;
+	struct gpu_kernel_params kp = { .id = id, .binding_count = nbind, .push_size = push_size,
+	                                .spec_count = spec1 < 0 ? 1 : 2, .spec = { EW_WG, (uint32_t)spec1 } };
+	int ret = gpu_kernel_get(dev, &kp, &k);
+	if (ret)
+		return ret;
+	struct gpu_dispatch disp = { .kernel = k, .bindings = b, .push = push, .label = label };
+	grid_1d(dev, count, disp.groups);
+	return gpu_seq_dispatch(seq, &disp);
+}
+
+static void in_out(const struct gpu_binding *x, const struct gpu_binding *y, struct gpu_binding b[2])
+{
+	b[0] = *x;
+	b[0].write = false;
+	b[1] = *y;
+	b[1].write = true;
+}
+
+struct pool_push {
+	uint32_t count, c, h_in, w_in, h_out, w_out, k, s, p, x_c_total, x_c_off, y_c_total, y_c_off;
+};
+
+static int pool(struct gpu_device *dev, struct gpu_seq *seq, const struct nn_pool2d_desc *d, bool is_max,
+                const struct gpu_binding *x, const struct gpu_binding *y, const char *label)
+{
+	uint32_t h_out = nn_pool_out_size(d->h_in, d->k, d->stride, d->pad);
+	uint32_t w_out = nn_pool_out_size(d->w_in, d->k, d->stride, d->pad);
+	if (!h_out || !w_out || 2 * d->pad > d->k) {
+		LOGE("pool2d %s: bad shape (in %ux%u, k %u, s %u, p %u)", label ? label : "", d->h_in, d->w_in,
+		     d->k, d->stride, d->pad);
+		return -EINVAL;
+	}
+	struct pool_push p = { d->n * d->c * h_out * w_out, d->c, d->h_in, d->w_in, h_out, w_out, d->k,
+	                       d->stride, d->pad, d->x_c_total ? d->x_c_total : d->c, d->x_c_off,
+	                       d->y_c_total ? d->y_c_total : d->c, d->y_c_off };
+	struct gpu_binding b[2];
+	in_out(x, y, b);
+	return record(dev, seq, GPU_KERNEL_POOL2D_FWD, 2, is_max, &p, sizeof(p), p.count, b, label);
+}
+
+int nn_maxpool2d_record(struct gpu_device *dev, struct gpu_seq *seq, const struct nn_pool2d_desc *d,
+                        const struct gpu_binding *x, const struct gpu_binding *y, const char *label)
+{
+	return pool(dev, seq, d, true, x, y, label);
+}
+
+int nn_avgpool2d_record(struct gpu_device *dev, struct gpu_seq *seq, const struct nn_pool2d_desc *d,
+                        const struct gpu_binding *x, const struct gpu_binding *y, const char *label)
+{
+	return pool(dev, seq, d, false, x, y, label);
+}
+
+struct resize_push {
+	uint32_t count, c, h_in, w_in, h_out, w_out, x_c_total, x_c_off, y_c_total, y_c_off;
+};
+
+int nn_resize_nearest_record(struct gpu_device *dev, struct gpu_seq *seq, const struct nn_resize_desc *d,
+                             const struct gpu_binding *x, const struct gpu_binding *y, const char *label)
+{
+	struct resize_push p = { d->n * d->c * d->h_out * d->w_out, d->c, d->h_in, d->w_in, d->h_out, d->w_out,
+	                         d->x_c_total ? d->x_c_total : d->c, d->x_c_off,
+	                         d->y_c_total ? d->y_c_total : d->c, d->y_c_off };
+	struct gpu_binding b[2];
+	in_out(x, y, b);
+	return record(dev, seq, GPU_KERNEL_RESIZE_NEAREST_FWD, 2, d->accumulate, &p, sizeof(p), p.count, b, label);
+}
+
+int nn_input_u8_record(struct gpu_device *dev, struct gpu_seq *seq, uint64_t count, const struct gpu_binding *x,
+                       const struct gpu_binding *y, const char *label)
+{
+	if (count % 4) {
+		LOGE("input_u8 %s: %llu bytes is not a multiple of 4", label ? label : "", (unsigned long long)count);
+		return -EINVAL;
+	}
+	uint32_t count4 = (uint32_t)(count / 4);
+	struct gpu_binding b[2];
+	in_out(x, y, b);
+	return record(dev, seq, GPU_KERNEL_INPUT_U8_TO_F32, 2, -1, &count4, 4, count4, b, label);
+}
+
+struct decode_level {
+	uint32_t h, w, a_start, c_total, c_off;
+	float stride;
+};
+struct decode_push {
+	uint32_t n, nc, reg_max, nl, a_total, pad[3];
+	struct decode_level lv[NN_DETECT_MAX_LEVELS];
+};
+_Static_assert(sizeof(struct decode_push) == 128, "detect_decode_fwd.comp push block");
+
+int nn_detect_decode_record(struct gpu_device *dev, struct gpu_seq *seq, const struct nn_decode_desc *d,
+                            const struct nn_decode_level_slice *slices, const struct gpu_binding *levels,
+                            const struct gpu_binding *y, const char *label)
+{
+	if (d->nl < 1 || d->nl > NN_DETECT_MAX_LEVELS || d->reg_max < 1) {
+		LOGE("decode %s: bad levels %u / reg_max %u", label ? label : "", d->nl, d->reg_max);
+		return -EINVAL;
+	}
+	struct decode_push p = { .n = d->n, .nc = d->nc, .reg_max = d->reg_max, .nl = d->nl,
+	                         .a_total = nn_decode_anchors(d) };
+	struct gpu_binding b[NN_DETECT_MAX_LEVELS + 1];
+	uint32_t a = 0;
+	for (uint32_t l = 0; l < NN_DETECT_MAX_LEVELS; l++) {
+		uint32_t src = l < d->nl ? l : 0;
+		b[l] = levels[src];
+		b[l].write = false;
+		if (l < d->nl) {
+			p.lv[l] = (struct decode_level){ d->h[l], d->w[l], a, slices[l].c_total, slices[l].c_off,
+			                                 d->stride[l] };
+			a += d->h[l] * d->w[l];
+		}
+	}
+	b[NN_DETECT_MAX_LEVELS] = *y;
+	b[NN_DETECT_MAX_LEVELS].write = true;
+	struct gpu_kernel *k = NULL;
+	int ret = gpu_kernel_get(dev, &(struct gpu_kernel_params){ .id = GPU_KERNEL_DETECT_DECODE_FWD,
+	                         .binding_count = 5, .push_size = sizeof(p), .spec_count = 1, .spec = { EW_WG } }, &k);
+	if (ret)
+		return ret;
+	uint64_t count = (uint64_t)d->n * p.a_total;
+	return gpu_seq_dispatch(seq, &(struct gpu_dispatch){ .kernel = k, .bindings = b, .push = &p,
+	                        .groups = { (uint32_t)((count + EW_WG - 1) / EW_WG), 1, 1 }, .label = label });
+}

@@ -1,0 +1,53 @@
+// The GPU executor of a whole model (nn/model.h) for one input shape: weights packed and uploaded
+// once, activation memory planned once (a tensor's range is reused after its last reader), the
+// forward (uint8 input conversion -> every op in list order -> decoded outputs) recorded once into
+// gpu_seqs and replayed per run. One dispatch per op.
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "gpu.h"
+#include "model.h"
+
+struct nn_runner;
+
+struct nn_runner_params {
+	uint32_t n, h, w;  // batch and input size (h, w multiples of the largest stride; non-square ok)
+	bool timestamps;   // time every dispatch (nn_runner_timings)
+	bool keep_layers;  // never reuse activation memory, so nn_runner_read_layer works for any layer
+};
+
+// The model is borrowed and must outlive the runner (op names label the dispatches).
+// -EINVAL (shapes), -ENOMEM, or an engine error.
+int nn_runner_create(struct gpu_device *dev, const struct nn_model *m, const struct nn_runner_params *p,
+                     struct nn_runner **out);
+void nn_runner_destroy(struct nn_runner **r);
+
+// input_u8: [n, 3, h, w] bytes (RGB planes, like the official pre-processing before /255).
+// Uploads, converts on the GPU and runs the forward; returns when it is done.
+int nn_runner_run(struct nn_runner *r, const uint8_t *input_u8);
+// Same with an already normalised f32 input [n, 3, h, w].
+int nn_runner_run_f32(struct nn_runner *r, const float *input);
+
+// Anchors of the output (A) and its rows (4 + nc).
+uint32_t nn_runner_anchors(const struct nn_runner *r);
+uint32_t nn_runner_rows(const struct nn_runner *r);
+bool nn_runner_has_aux(const struct nn_runner *r);
+// out: [n, 4 + nc, A]; aux selects output_aux of dual models (-EINVAL when there is none).
+int nn_runner_read_output(struct nn_runner *r, bool aux, float *out);
+// Output slice k of YAML layer `layer` as a dense [n, c, h, w] (nn_runner_layer_shape). Needs
+// keep_layers unless the tensor is still live at the end (the outputs); -EINVAL otherwise.
+int nn_runner_layer_shape(const struct nn_runner *r, uint32_t layer, uint32_t k, struct nn_shape *shape);
+int nn_runner_read_layer(struct nn_runner *r, uint32_t layer, uint32_t k, float *out);
+
+struct nn_runner_stats {
+	uint32_t dispatches;      // per forward (input conversion included)
+	uint32_t barriers;
+	uint64_t weight_bytes;    // packed weights on the device
+	uint64_t activation_bytes; // planned activation arena
+	uint64_t activation_naive_bytes; // what one buffer per tensor would take
+	double gflop;             // 2 * multiply-adds of the convolutions per forward
+};
+void nn_runner_stats(const struct nn_runner *r, struct nn_runner_stats *s);
+// After a run with timestamps: per-dispatch timings (labels = op names, "input").
+int nn_runner_timings(const struct nn_runner *r, struct gpu_timing *out, uint32_t cap, uint32_t *count);

@@ -1,0 +1,188 @@
+// The GPU executor (nn/runner.h) against the CPU reference executor (nn_model_forward_ref) on models
+// built from the oracle's YAML descriptions with random weights, at small non-square sizes, batch 2:
+// every layer output and the decoded predictions. Both fused (BN folded by the builder) and unfused
+// (BN folded by the runner's weight packing) models. Also checks that the activation plan reuses
+// memory and that the GPU forward is deterministic across replays.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "model.h"
+#include "runner.h"
+#include "yaml_read.h"
+
+// Layers: fp32 sums over up to ~1500 products per conv, chained through ~100 convs with another
+// accumulation order than the CPU's; like the oracle test, the error scales with the layer's
+// magnitude: |d| <= 1e-4 * max|want| + 1e-4 * |want|.
+#define LAYER_RTOL 1e-4
+// Scores are sigmoids in [0, 1] of logits whose error is bounded as above.
+#define SCORE_ATOL 1e-4
+
+static struct test_gpu g;
+
+static const char *shared_dir(void)
+{
+	const char *s = getenv("VKYOLO_SHARED");
+	return s && *s ? s : "../shared";
+}
+
+static int compare(const char *what, const float *got, const float *want, size_t n, double atol_extra)
+{
+	double scale = 0, worst_excess = -1;
+	size_t worst = 0;
+	for (size_t i = 0; i < n; i++)
+		scale = fmax(scale, fabs(want[i]));
+	for (size_t i = 0; i < n; i++) {
+		double d = fabs((double)got[i] - want[i]);
+		double excess = isnan(d) ? 1e30 : d - (LAYER_RTOL * scale + LAYER_RTOL * fabs(want[i]) + atol_extra);
+		if (excess > worst_excess)
+			worst_excess = excess, worst = i;
+	}
+	if (worst_excess > 0) {
+		printf("FAIL %s: index %zu got %.8g want %.8g (layer max %.3g)\n", what, worst, got[worst], want[worst], scale);
+		return 1;
+	}
+	return 0;
+}
+
+// out: [n, rows, a]; boxes (rows 0..3) like layers, scores with an absolute tolerance.
+static int compare_output(const char *what, const float *got, const float *want, uint32_t n, uint32_t rows, uint32_t a)
+{
+	int fails = 0;
+	for (uint32_t b = 0; b < n; b++) {
+		const float *gb = got + (size_t)b * rows * a, *wb = want + (size_t)b * rows * a;
+		char name[96];
+		snprintf(name, sizeof(name), "%s[%u] boxes", what, b);
+		fails += compare(name, gb, wb, 4 * (size_t)a, 0);
+		snprintf(name, sizeof(name), "%s[%u] scores", what, b);
+		fails += !test_close_f32(name, gb + 4 * (size_t)a, wb + 4 * (size_t)a, (size_t)(rows - 4) * a, SCORE_ATOL, 0);
+	}
+	return fails;
+}
+
+static int check_model(const struct nn_value *arch, const char *name, bool fuse, uint32_t n, uint32_t h, uint32_t w)
+{
+	struct nn_model *m = NULL;
+	struct nn_runner *r = NULL;
+	struct nn_ref_outputs ref = { .keep_layers = true };
+	size_t nin = (size_t)n * 3 * h * w;
+	uint8_t *in8 = malloc(nin);
+	float *in = malloc(nin * sizeof(float)), *buf = NULL;
+	int fails = 0;
+	for (size_t i = 0; i < nin; i++) {
+		in8[i] = (uint8_t)((i * 2654435761u) >> 13);
+		in[i] = (float)in8[i] / 255.0f;
+	}
+	struct nn_runner_params rp = { .n = n, .h = h, .w = w, .keep_layers = true };
+	if (nn_model_create(arch, NULL, &(struct nn_model_params){ .fuse = fuse, .random_seed = 7 }, &m) ||
+	    nn_runner_create(g.dev, m, &rp, &r) || nn_runner_run(r, in8) ||
+	    nn_model_forward_ref(m, n, h, w, in, &ref)) {
+		printf("FAIL %s: build or run\n", name);
+		fails++;
+		goto done;
+	}
+	uint32_t checked = 0;
+	for (uint32_t i = 0; i < m->n_layers; i++) {
+		for (uint32_t k = 0; k < m->layers[i].n_out; k++) {
+			size_t j = (size_t)i * NN_LAYER_MAX_OUTS + k;
+			struct nn_shape s;
+			if (nn_runner_layer_shape(r, i, k, &s) || s.c != ref.layer_shape[j].c || s.h != ref.layer_shape[j].h ||
+			    s.w != ref.layer_shape[j].w) {
+				printf("FAIL %s layer %u.%u: shape\n", name, i, k);
+				fails++;
+				continue;
+			}
+			size_t cnt = (size_t)n * s.c * s.h * s.w;
+			free(buf);
+			buf = malloc(cnt * sizeof(float));
+			char what[96];
+			snprintf(what, sizeof(what), "%s layer %u.%u (%s)", name, i, k, m->layers[i].module);
+			if (nn_runner_read_layer(r, i, k, buf))
+				fails++;
+			else if (strcmp(m->layers[i].module, "DDetect") && strcmp(m->layers[i].module, "DualDDetect"))
+				fails += compare(what, buf, ref.layer[j], cnt, 0), checked++;
+		}
+	}
+	uint32_t a = nn_runner_anchors(r), rows = nn_runner_rows(r);
+	size_t no = (size_t)n * rows * a;
+	float *out = malloc(no * sizeof(float)), *again = malloc(no * sizeof(float));
+	if (a != ref.a || rows != ref.rows || nn_runner_read_output(r, false, out)) {
+		printf("FAIL %s: output shape %ux%u vs %ux%u\n", name, rows, a, ref.rows, ref.a);
+		fails++;
+	} else {
+		fails += compare_output(name, out, ref.output, n, rows, a);
+		// Replay: bit-identical.
+		if (nn_runner_run(r, in8) || nn_runner_read_output(r, false, again) || memcmp(out, again, no * 4)) {
+			printf("FAIL %s: replay differs\n", name);
+			fails++;
+		}
+	}
+	if (ref.output_aux) {
+		if (!nn_runner_has_aux(r) || nn_runner_read_output(r, true, out))
+			fails++;
+		else
+			fails += compare_output("aux", out, ref.output_aux, n, rows, a);
+	}
+	free(out), free(again);
+	struct nn_runner_stats st;
+	nn_runner_stats(r, &st);
+	printf("%s %s %ux3x%ux%u: %u layers checked, %u ops, %u dispatches, %u barriers, %.3f GFLOP, weights %.1f MB\n",
+	       name, fuse ? "fused" : "unfused", n, h, w, checked, m->n_ops, st.dispatches, st.barriers, st.gflop,
+	       st.weight_bytes / 1e6);
+	// The plan without keep_layers must reuse memory.
+	nn_runner_destroy(&r);
+	rp.keep_layers = false;
+	if (nn_runner_create(g.dev, m, &rp, &r) || nn_runner_run(r, in8) || !(out = malloc(no * 4)) ||
+	    nn_runner_read_output(r, false, out)) {
+		fails++;
+	} else {
+		nn_runner_stats(r, &st);
+		printf("  activations %.2f MB planned vs %.2f MB one-per-tensor\n", st.activation_bytes / 1e6,
+		       st.activation_naive_bytes / 1e6);
+		if (st.activation_bytes * 2 > st.activation_naive_bytes) {
+			printf("FAIL %s: activation plan reuses too little\n", name);
+			fails++;
+		}
+		fails += compare_output("reused plan", out, ref.output, n, rows, a);
+		free(out);
+	}
+done:
+	free(buf), free(in), free(in8);
+	nn_ref_outputs_finish(&ref);
+	nn_runner_destroy(&r);
+	nn_model_destroy(&m);
+	return fails;
+}
+
+int main(void)
+{
+	static const char *const yamls[] = { "gelan-c-quarter", "yolov9-c-quarter" };
+	char path[512];
+	snprintf(path, sizeof(path), "%s/oracle/%s.yaml", shared_dir(), yamls[0]);
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		printf("skip: %s not found (set VKYOLO_SHARED)\n", path);
+		return TEST_SKIP;
+	}
+	fclose(f);
+	int fails = 0, ret = test_gpu_open(&g);
+	if (ret)
+		return ret;
+	for (int i = 0; i < 2; i++) {
+		struct nn_value *arch = NULL;
+		snprintf(path, sizeof(path), "%s/oracle/%s.yaml", shared_dir(), yamls[i]);
+		if (nn_yaml_read_file(path, &arch)) {
+			printf("FAIL reading %s\n", path);
+			fails++;
+			continue;
+		}
+		fails += check_model(arch, yamls[i], true, 2, 64, 96);
+		fails += check_model(arch, yamls[i], false, 1, 96, 64);
+		nn_value_destroy(&arch);
+	}
+	fails += test_gpu_close(&g);
+	printf("%s\n", fails ? "FAILED" : "all passed");
+	return fails ? 1 : 0;
+}

@@ -57,7 +57,7 @@ int view_avframe_to_rgb(struct AVFrame *f, struct SwsContext **sws, const char *
 	default: break;
 	}
 	*sws = sws_getCachedContext(*sws, f->width, f->height, fmt, f->width, f->height, AV_PIX_FMT_RGB24,
-	                            SWS_BILINEAR | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT, NULL, NULL, NULL);
+	                            SWS_BILINEAR, NULL, NULL, NULL);
 	if (!*sws) {
 		LOGE("%s: no conversion from %s to RGB", what, av_get_pix_fmt_name(fmt));
 		av_frame_unref(f);

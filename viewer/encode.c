@@ -22,6 +22,7 @@ struct view_encoder {
 	AVPacket *pkt;
 	struct SwsContext *sws;
 	int64_t last_pts;
+	int64_t frame_ms; // nominal frame duration (ms); the muxer needs it for the last frame
 	bool header;
 };
 
@@ -41,6 +42,8 @@ static int drain(struct view_encoder *e)
 			return 0;
 		if (r < 0)
 			return fail_av(e, "encoding failed", r);
+		if (e->pkt->duration <= 0)
+			e->pkt->duration = e->frame_ms;
 		av_packet_rescale_ts(e->pkt, e->enc->time_base, e->st->time_base);
 		e->pkt->stream_index = e->st->index;
 		r = av_interleaved_write_frame(e->fmt, e->pkt);
@@ -68,7 +71,10 @@ int view_encoder_create(const char *path, uint32_t w, uint32_t h, double fps, st
 	if (!e)
 		return -ENOMEM;
 	snprintf(e->path, sizeof(e->path), "%s", path);
+	if (av_log_get_level() > AV_LOG_ERROR)
+		av_log_set_level(AV_LOG_ERROR); // no encoder/decoder chatter on stderr
 	e->last_pts = -1;
+	e->frame_ms = fps > 0 ? llround(1000.0 / fps) : 33;
 	if ((r = avformat_alloc_output_context2(&e->fmt, NULL, NULL, path)) < 0 || !e->fmt) {
 		ret = fail_av(e, "no container for this file name (use .mp4, .mkv or .avi)", r);
 		goto fail;
@@ -92,6 +98,7 @@ int view_encoder_create(const char *path, uint32_t w, uint32_t h, double fps, st
 	e->enc->time_base = (AVRational){ 1, 1000 };
 	e->enc->framerate = (AVRational){ fps > 0 ? (int)lround(fps * 1000) : 30000, 1000 };
 	e->enc->gop_size = 30;
+	e->enc->max_b_frames = 0; // frames leave the encoder as they come (a live stream)
 	e->enc->bit_rate = (int64_t)w * h * 4;
 	e->enc->thread_count = 1;
 	if (e->fmt->oformat->flags & AVFMT_GLOBALHEADER)

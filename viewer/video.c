@@ -143,6 +143,8 @@ int view_source_open_video(const char *path, const struct view_source_params *p,
 		return -ENOMEM;
 	v->base = (struct view_source){ .ops = &video_ops, .kind = VIEW_SOURCE_VIDEO };
 	snprintf(v->path, sizeof(v->path), "%s", path);
+	if (av_log_get_level() > AV_LOG_ERROR)
+		av_log_set_level(AV_LOG_ERROR); // no encoder/decoder chatter on stderr
 	const char *base = strrchr(path, '/');
 	snprintf(v->base.name, sizeof(v->base.name), "%s", base ? base + 1 : path);
 	v->loop = p->loop;

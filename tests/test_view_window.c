@@ -1,0 +1,127 @@
+// The viewer's window under Xvfb: `vkyolo view` opens a window on the horses video with gelan-t
+// (random weights, real code paths) and a low --conf so boxes appear, shows a few frames and exits.
+// The PNG read back from the window at exit must show the video frame with exactly the boxes and
+// labels of an independent detection of that frame (official pre/post-processing on the CPU
+// reference executor), drawn by nn_draw_detections, plus the darkened statistics panel.
+// argv[1]: the vkyolo binary; argv[2]: --device for the viewer ("cpu" keeps it short on CI).
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "view_util.h"
+
+#include "check.h"
+
+#define IMGSZ 160
+#define CONF 0.05f
+
+int main(int argc, char **argv)
+{
+	char model[4096], video[4096], tmp[] = "/tmp/vkyolo_viewwin_XXXXXX", cmd[16384], path[4200];
+	if (argc < 3) {
+		fprintf(stderr, "usage: test_view_window VKYOLO DEVICE\n");
+		return 1;
+	}
+	snprintf(model, sizeof(model), "%s/oracle/gelan-t.pt", test_shared_dir());
+	snprintf(video, sizeof(video), "%s/data/video/horses_pan_640x424_15fps.mp4", test_shared_dir());
+	FILE *f = fopen(model, "rb");
+	if (!f) {
+		printf("skip: %s not found (set VKYOLO_SHARED)\n", model);
+		return 77;
+	}
+	fclose(f);
+	if (vt_sh("command -v xvfb-run >/dev/null")) {
+		printf("skip: xvfb-run is not installed\n");
+		return 77;
+	}
+	CHECK(mkdtemp(tmp));
+	snprintf(cmd, sizeof(cmd),
+	         "xvfb-run -a -s '-screen 0 1024x768x24' '%s' -q view --model '%s' --source '%s' --device %s --imgsz %d "
+	         "--conf %g --frames 3 --screenshot %s/shot.png --save-frames %s/frames --project %s/runs",
+	         argv[1], model, video, argv[2], IMGSZ, (double)CONF, tmp, tmp, tmp);
+	CHECK(vt_sh(cmd) == 0);
+	int count;
+	long k = vt_last_frame(strcat(strcpy(path, tmp), "/frames"), &count);
+	printf("window showed %d frames, the last is frame %ld\n", count, k);
+	CHECK(count == 3 && k >= 2);
+
+	// Independent expectation for frame k.
+	struct nn_checkpoint *ck = NULL;
+	struct nn_model *m = NULL;
+	struct nn_image *raw = NULL, *want = NULL, *shot = NULL;
+	struct nn_font *font = NULL;
+	struct nn_det *d = NULL;
+	uint32_t n = 0;
+	CHECK(nn_checkpoint_load(model, &ck) == 0);
+	CHECK(nn_model_create(ck->arch, ck->state, &(struct nn_model_params){ .fuse = true, .names = ck->names }, &m) == 0);
+	CHECK(vt_video_frame(video, k, &raw) == 0);
+	CHECK(vt_detect_ref(m, raw, IMGSZ, CONF, &d, &n) == 0);
+	printf("frame %ld: %u detections (first: cls %d conf %.3f at %.0f,%.0f-%.0f,%.0f)\n", k, n, n ? d[0].cls : -1,
+	       n ? (double)d[0].conf : 0.0, n ? (double)d[0].x1 : 0.0, n ? (double)d[0].y1 : 0.0, n ? (double)d[0].x2 : 0.0,
+	       n ? (double)d[0].y2 : 0.0);
+	CHECK(n > 0);
+	const char **names = calloc(m->nc, sizeof(*names));
+	CHECK(names);
+	for (uint32_t i = 0; i < m->nc; i++)
+		names[i] = m->names && m->names[i] ? m->names[i] : "object";
+	CHECK(nn_font_load_default(&font) == 0);
+	CHECK(nn_image_create(raw->w, raw->h, 3, &want) == 0);
+	memcpy(want->data, raw->data, (size_t)raw->w * raw->h * 3);
+	nn_draw_detections(want, d, n, &(struct nn_draw_params){ .names = names, .n_names = m->nc, .font = font });
+
+	snprintf(path, sizeof(path), "%s/shot.png", tmp);
+	CHECK(nn_image_load(path, &shot) == 0);
+	printf("screenshot %ux%u, frame %ux%u\n", shot->w, shot->h, raw->w, raw->h);
+	CHECK(shot->w == raw->w && shot->h == raw->h);
+	// The panel sits in the top-left corner (7 lines of ~16 px on a 424-px frame); leave that
+	// corner out of the pixel comparison and check it is darkened instead.
+	const uint32_t px_w = 400, px_h = 125;
+	size_t total = 0, same = 0, overlay = 0, overlay_same = 0;
+	double panel_shot = 0, panel_raw = 0;
+	int worst = 0;
+	for (uint32_t y = 0; y < raw->h; y++)
+		for (uint32_t x = 0; x < raw->w; x++) {
+			const uint8_t *a = shot->data + ((size_t)y * raw->w + x) * 3, *b = want->data + ((size_t)y * raw->w + x) * 3,
+			              *r = raw->data + ((size_t)y * raw->w + x) * 3;
+			if (x < px_w && y < px_h) {
+				if (x < 120 && y < 100) { // surely inside the panel, whatever the text widths
+					panel_shot += a[0] + a[1] + a[2];
+					panel_raw += r[0] + r[1] + r[2];
+				}
+				continue;
+			}
+			int dmax = 0;
+			for (int c = 0; c < 3; c++)
+				dmax = abs(a[c] - b[c]) > dmax ? abs(a[c] - b[c]) : dmax;
+			bool is_overlay = memcmp(b, r, 3) != 0;
+			total++;
+			// a 1:1 texture copy may round by a level in the renderer
+			same += dmax <= 2;
+			overlay += is_overlay;
+			overlay_same += is_overlay && dmax <= 2;
+			worst = dmax > worst ? dmax : worst;
+		}
+	printf("outside the panel: %zu/%zu pixels match (worst %d); overlay pixels %zu, %zu match; panel mean %.1f vs "
+	       "video %.1f\n", same, total, worst, overlay, overlay_same, panel_shot / (120 * 100 * 3),
+	       panel_raw / (120 * 100 * 3));
+	// Everything (video and overlays) as expected, and the overlays are really there.
+	CHECK(same >= total - total / 1000);
+	CHECK(overlay > 1000 && overlay_same >= overlay - overlay / 100);
+	// The panel is drawn: the corner is darker than the video there (35 % shade plus white text).
+	CHECK(panel_shot < 0.75 * panel_raw);
+
+	free(names);
+	free(d);
+	nn_font_destroy(&font);
+	nn_image_destroy(&raw);
+	nn_image_destroy(&want);
+	nn_image_destroy(&shot);
+	nn_model_destroy(&m);
+	nn_checkpoint_destroy(&ck);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
+	if (vt_sh(cmd))
+		fprintf(stderr, "could not remove %s\n", tmp);
+	printf("ok\n");
+	return 0;
+}

@@ -40,7 +40,7 @@ struct view_pipe {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int ready; // 0 pending, 1 ready, -1 failed
-	const char *const *names;
+	char **names; // owned copy of the detector's class names (strdup; NULL entries when out of memory)
 	uint32_t nc;
 	char device[128];
 	struct nn_font *font;

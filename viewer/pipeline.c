@@ -142,8 +142,12 @@ static void *infer_main(void *arg)
 		slot_close(&pp->res);
 		return NULL;
 	}
-	pp->names = det->names;
-	pp->nc = det->nc;
+	// The window may outlive the detector (it keeps the last frame after the stream ends): copy
+	// the class names.
+	if (det->nc && (pp->names = calloc(det->nc, sizeof(char *))))
+		for (uint32_t i = 0; i < det->nc; i++)
+			pp->names[i] = strdup(det->names && det->names[i] ? det->names[i] : "object");
+	pp->nc = pp->names ? det->nc : 0;
 	snprintf(pp->device, sizeof(pp->device), "%s", det->device);
 	set_ready(pp, 1);
 	for (;;) {
@@ -181,7 +185,7 @@ int view_pipe_render(struct view_pipe *pp, const struct view_result *r, struct n
 		return ret;
 	memcpy((*out)->data, r->img->data, (size_t)r->img->w * r->img->h * 3);
 	nn_draw_detections(*out, r->d, r->n, &(struct nn_draw_params){ .line_width = pp->p->line_width,
-	                   .names = pp->names, .n_names = pp->nc, .font = pp->font });
+	                   .names = (const char *const *)pp->names, .n_names = pp->nc, .font = pp->font });
 	return 0;
 }
 
@@ -336,6 +340,9 @@ done:
 		ret = enc_ret;
 	if (stats)
 		fill_stats(pp, stats);
+	for (uint32_t i = 0; pp->names && i < pp->nc; i++)
+		free(pp->names[i]);
+	free(pp->names);
 	nn_font_destroy(&pp->font);
 	slot_finish(&pp->cap);
 	slot_finish(&pp->res);

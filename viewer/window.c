@@ -212,8 +212,9 @@ int view_window_run(struct view_pipe *pp)
 				w.cur = r;
 				is_new = redraw = true;
 			}
-			// A window stays open on the last frame at the end of the stream; headless runs stop.
-			if (eos && !w.cur)
+			// A window stays open on the last frame at the end of the stream (until q), unless a
+			// frame count was given (scripts, tests) or nothing was ever shown.
+			if (eos && (!w.cur || pp->p->max_frames))
 				quit = true;
 		}
 		bool last = pp->p->max_frames && is_new && pp->displayed + 1 >= pp->p->max_frames;

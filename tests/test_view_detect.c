@@ -23,14 +23,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: test_view_detect VKYOLO\n");
 		return 1;
 	}
-	snprintf(model, sizeof(model), "%s/oracle/gelan-t.pt", test_shared_dir());
-	snprintf(video, sizeof(video), "%s/data/video/horses_pan_640x424_15fps.mp4", test_shared_dir());
-	FILE *f = fopen(model, "rb");
-	if (!f) {
-		printf("skip: %s not found (set VKYOLO_SHARED)\n", model);
+	if (vt_shared_inputs(model, video))
 		return 77;
-	}
-	fclose(f);
 	snprintf(cmd, sizeof(cmd), "'%s' detect --help >/dev/null 2>&1", argv[1]);
 	if (vt_sh(cmd)) {
 		printf("skip: this vkyolo has no detect command yet\n");

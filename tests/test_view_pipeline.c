@@ -13,6 +13,7 @@
 
 #include "draw.h"
 #include "view.h"
+#include "view_util.h"
 
 #include "check.h"
 
@@ -234,14 +235,9 @@ static int check_detector_error(void)
 
 int main(void)
 {
-	char video[4096];
-	snprintf(video, sizeof(video), "%s/data/video/horses_pan_640x424_15fps.mp4", test_shared_dir());
-	FILE *f = fopen(video, "rb");
-	if (!f) {
-		printf("skip: %s not found (set VKYOLO_SHARED)\n", video);
+	char model[4096], video[4096];
+	if (vt_shared_inputs(model, video))
 		return 77;
-	}
-	fclose(f);
 	CHECK(mkdtemp(tmpdir));
 	int fail = 0;
 	fail |= check_headless_frames(video);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "source.h"
+#include "view_util.h"
 
 #include "check.h"
 
@@ -136,14 +137,9 @@ static int check_slideshow(void)
 
 int main(void)
 {
-	char probe[4096];
-	snprintf(probe, sizeof(probe), "%s/data/video/horses_pan_640x424_15fps.mp4", test_shared_dir());
-	FILE *f = fopen(probe, "rb");
-	if (!f) {
-		printf("skip: %s not found (set VKYOLO_SHARED)\n", probe);
+	char model[4096], video[4096];
+	if (vt_shared_inputs(model, video))
 		return 77;
-	}
-	fclose(f);
 	int fail = 0;
 	fail |= check_video("coco8_slideshow_640x480_10fps.mp4", 40, 640, 480, 10.0, 112.41);
 	fail |= check_video("horses_pan_640x424_15fps.mp4", 60, 640, 424, 15.0, 127.51);

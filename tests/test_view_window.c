@@ -23,14 +23,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: test_view_window VKYOLO DEVICE\n");
 		return 1;
 	}
-	snprintf(model, sizeof(model), "%s/oracle/gelan-t.pt", test_shared_dir());
-	snprintf(video, sizeof(video), "%s/data/video/horses_pan_640x424_15fps.mp4", test_shared_dir());
-	FILE *f = fopen(model, "rb");
-	if (!f) {
-		printf("skip: %s not found (set VKYOLO_SHARED)\n", model);
+	if (vt_shared_inputs(model, video))
 		return 77;
-	}
-	fclose(f);
 	if (vt_sh("command -v xvfb-run >/dev/null")) {
 		printf("skip: xvfb-run is not installed\n");
 		return 77;

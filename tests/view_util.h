@@ -14,6 +14,26 @@
 #include "nms.h"
 #include "source.h"
 
+#include "check.h"
+
+// Paths of the shared gelan-t.pt and horses video (4096 bytes each). 77 (skip, message printed)
+// when a file is missing, else 0.
+static inline int vt_shared_inputs(char *model, char *video)
+{
+	const char *need[2] = { model, video };
+	snprintf(model, 4096, "%s/oracle/gelan-t.pt", test_shared_dir());
+	snprintf(video, 4096, "%s/data/video/horses_pan_640x424_15fps.mp4", test_shared_dir());
+	for (int i = 0; i < 2; i++) {
+		FILE *f = fopen(need[i], "rb");
+		if (!f) {
+			printf("skip: %s not found (set VKYOLO_SHARED)\n", need[i]);
+			return 77;
+		}
+		fclose(f);
+	}
+	return 0;
+}
+
 static inline int vt_sh(const char *cmd)
 {
 	printf("$ %s\n", cmd);

@@ -144,7 +144,14 @@ struct view_ctx {
 	struct nn_model *model;
 };
 
-// Runs in the viewer's inference thread: the model and the device live there.
+static void release_model(void *arg)
+{
+	struct view_ctx *c = arg;
+	nn_model_destroy(&c->model);
+	nn_checkpoint_destroy(&c->ck);
+}
+
+// Runs in the viewer's inference thread: the model and the device are created, used and freed there.
 static int make_detector(void *arg, struct view_detector **out)
 {
 	struct view_ctx *c = arg;
@@ -154,8 +161,11 @@ static int make_detector(void *arg, struct view_detector **out)
 	bool cpu = c->o.device && !strcmp(c->o.device, "cpu");
 	struct view_detector_params p = { .backend = cpu ? VIEW_BACKEND_CPU : VIEW_BACKEND_GPU,
 	                                  .device = cpu ? NULL : c->o.device, .imgsz = c->o.imgsz,
-	                                  .iou = c->o.iou, .max_det = c->o.max_det };
-	return view_detector_create(c->model, &p, out);
+	                                  .iou = c->o.iou, .max_det = c->o.max_det, .release = release_model,
+	                                  .release_arg = c };
+	if ((ret = view_detector_create(c->model, &p, out)))
+		release_model(c);
+	return ret;
 }
 
 static int open_source(const struct view_opts *o, struct app_sources *list, struct view_source **src)

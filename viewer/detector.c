@@ -91,6 +91,8 @@ static void model_destroy(struct view_detector *base)
 	if (m->ops)
 		m->ops->destroy(m->ctx);
 	free(m->names);
+	if (m->p.release)
+		m->p.release(m->p.release_arg);
 	free(m);
 }
 
@@ -132,6 +134,7 @@ int view_detector_create(const struct nn_model *model, const struct view_detecto
 	*out = &m->base;
 	return 0;
 fail:
+	m->p.release = NULL; // on failure the caller keeps what it passed
 	model_destroy(&m->base);
 	return ret;
 }

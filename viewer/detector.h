@@ -44,11 +44,15 @@ struct view_detector_params {
 	uint32_t imgsz;       // letterbox target (multiple of 32), 0 = 640
 	float iou;            // 0 = 0.45
 	uint32_t max_det;     // 0 = 1000
+	// Called last by the detector's destroy, in the inference thread, so whoever built the model
+	// for it can free it there too (all nn state stays in that thread). Optional.
+	void (*release)(void *arg);
+	void *release_arg;
 };
 
 // The official detect pipeline around a model (borrowed, must outlive the detector): letterbox
 // with minimal stride padding, forward, NMS, scale_boxes, round. -ENOTSUP when the GPU backend is
-// not built in; device errors as logged.
+// not built in; device errors as logged. On failure p->release is not called.
 int view_detector_create(const struct nn_model *model, const struct view_detector_params *p,
                          struct view_detector **out);
 

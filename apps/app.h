@@ -15,6 +15,8 @@ enum app_exit {
 int cmd_devices(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_val(int argc, char **argv);
+int cmd_detect(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 int cmd_view(int argc, char **argv);
 
 // Opens the instance and the device chosen by `want` (index, name substring, or NULL for

@@ -15,7 +15,7 @@
 #include "nms.h"
 #include "runner.h"
 #include "safetensors.h"
-#include "sources.h"
+#include "source.h"
 
 #define MAX_CLASS_FILTER 256
 
@@ -173,6 +173,7 @@ struct detect_ctx {
 	struct nn_checkpoint *ck;
 	struct nn_model *model;
 	struct nn_runner *runners[RUNNER_CACHE];
+	struct nn_runner_params runner_params[RUNNER_CACHE];
 	uint32_t runner_next;
 	struct nn_font *font;
 	struct nn_coco_json *json;
@@ -186,16 +187,17 @@ struct detect_ctx {
 static int get_runner(struct detect_ctx *c, uint32_t n, uint32_t h, uint32_t w, struct nn_runner **out)
 {
 	for (int i = 0; i < RUNNER_CACHE; i++) {
-		const struct nn_runner_params *p = c->runners[i] ? nn_runner_params(c->runners[i]) : NULL;
-		if (p && p->n == n && p->h == h && p->w == w) {
+		const struct nn_runner_params *p = &c->runner_params[i];
+		if (c->runners[i] && p->n == n && p->h == h && p->w == w) {
 			*out = c->runners[i];
 			return 0;
 		}
 	}
-	struct nn_runner **slot = &c->runners[c->runner_next++ % RUNNER_CACHE];
-	nn_runner_destroy(slot);
-	int ret = nn_runner_create(c->dev, c->model, &(struct nn_runner_params){ .n = n, .h = h, .w = w }, slot);
-	*out = *slot;
+	uint32_t slot = c->runner_next++ % RUNNER_CACHE;
+	nn_runner_destroy(&c->runners[slot]);
+	c->runner_params[slot] = (struct nn_runner_params){ .n = n, .h = h, .w = w };
+	int ret = nn_runner_create(c->dev, c->model, &c->runner_params[slot], &c->runners[slot]);
+	*out = c->runners[slot];
 	return ret;
 }
 
@@ -341,26 +343,28 @@ done:
 
 static int run_images(struct detect_ctx *c)
 {
-	struct app_sources src;
+	struct nn_source_list *src = NULL;
 	uint32_t B = c->o.batch;
 	struct nn_image **imgs = calloc(B, sizeof(*imgs));
 	uint8_t *input = NULL;
 	float *pred = NULL;
-	int ret = imgs ? app_sources_expand(c->o.source, &src) : -ENOMEM;
+	int ret = imgs ? nn_source_expand(c->o.source, &src) : -ENOMEM;
 	if (ret) {
 		free(imgs);
 		return ret;
 	}
+	if (src->n_videos)
+		LOGW("detect: %zu video files skipped (play videos with `vkyolo view`)", src->n_videos);
 	struct nn_letterbox_params lp = { .new_w = c->o.img_w, .new_h = c->o.img_h, .auto_pad = B == 1,
 	                                  .scaleup = true, .stride = 32, .color = 114 };
-	for (size_t first = 0; first < src.count && !ret; first += B) {
-		uint32_t nb = src.count - first < B ? (uint32_t)(src.count - first) : B;
+	for (size_t first = 0; first < src->n_images && !ret; first += B) {
+		uint32_t nb = src->n_images - first < B ? (uint32_t)(src->n_images - first) : B;
 		uint32_t h = 0, w = 0;
 		double t0 = app_now_ms();
 		for (uint32_t b = 0; b < nb && !ret; b++) {
 			struct nn_letterbox lb;
 			uint8_t *chw = NULL;
-			if ((ret = nn_image_load(src.paths[first + b], &imgs[b])) ||
+			if ((ret = nn_image_load(src->items[first + b].path, &imgs[b])) ||
 			    (ret = nn_letterbox_image(imgs[b], &lp, &lb, &chw)))
 				break;
 			if (b == 0) {
@@ -397,9 +401,9 @@ static int run_images(struct detect_ctx *c)
 		c->t_inf += ms;
 		for (uint32_t b = 0; b < nb && !ret; b++) {
 			char stem[1024];
-			path_stem(src.paths[first + b], stem, sizeof(stem));
-			ret = finish_image(c, src.paths[first + b], stem, imgs[b], w, h, pred + (size_t)b * rows * anchors,
-			                   anchors, ms / nb, (uint32_t)(first + b), (uint32_t)src.count);
+			path_stem(src->items[first + b].path, stem, sizeof(stem));
+			ret = finish_image(c, src->items[first + b].path, stem, imgs[b], w, h, pred + (size_t)b * rows * anchors,
+			                   anchors, ms / nb, (uint32_t)(first + b), (uint32_t)src->n_images);
 		}
 		for (uint32_t b = 0; b < B; b++)
 			nn_image_destroy(&imgs[b]);
@@ -410,7 +414,7 @@ static int run_images(struct detect_ctx *c)
 	free(imgs);
 	free(input);
 	free(pred);
-	app_sources_finish(&src);
+	nn_source_list_destroy(&src);
 	return ret;
 }
 

@@ -2,17 +2,19 @@
 // against a dataset split. Running a model for it (--model) is wired in later.
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "app.h"
 #include "dataset.h"
 #include "log.h"
 #include "metrics.h"
 #include "value.h"
 
-int cmd_val(int argc, char **argv);
+int cmd_val(int argc, char **argv); // to be declared in app.h when wired into vkyolo.c
 
 static void usage(FILE *f)
 {
@@ -35,6 +37,21 @@ static void usage(FILE *f)
 	      "\n"
 	      "Exit status: 0 success, 1 runtime failure, 2 usage error.\n",
 	      f);
+}
+
+// Prints "vkyolo val: <message>" (when fmt is given) and the --help hint; returns the usage code.
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
+{
+	if (fmt) {
+		va_list ap;
+		va_start(ap, fmt);
+		fputs("vkyolo val: ", stderr);
+		vfprintf(stderr, fmt, ap);
+		fputc('\n', stderr);
+		va_end(ap);
+	}
+	fputs("Try 'vkyolo val --help' for more information.\n", stderr);
+	return APP_EXIT_USAGE;
 }
 
 static int set_num(struct nn_value *d, const char *k, double v)
@@ -133,10 +150,8 @@ int cmd_val(int argc, char **argv)
 		case 't': task = optarg; break;
 		case 'j': json = optarg; break;
 		case 'v': verbose = true; break;
-		case 'h': usage(stdout); return 0;
-		default:
-			fputs("Try 'vkyolo val --help' for more information.\n", stderr);
-			return 2;
+		case 'h': usage(stdout); return APP_EXIT_OK;
+		default: return usage_error(NULL);
 		}
 	}
 	enum nn_split split = NN_SPLIT_VAL;
@@ -145,19 +160,16 @@ int cmd_val(int argc, char **argv)
 	else if (!strcmp(task, "test"))
 		split = NN_SPLIT_TEST;
 	else if (strcmp(task, "val"))
-		return fprintf(stderr, "vkyolo val: --task must be val, train or test, not '%s'\n", task),
-		       2;
+		return usage_error("--task must be val, train or test, not '%s'", task);
 	if (optind < argc)
-		return fprintf(stderr, "vkyolo val: unexpected argument '%s'\n", argv[optind]), 2;
+		return usage_error("unexpected argument '%s'", argv[optind]);
 	if (!data)
-		return fputs("vkyolo val: --data FILE.yaml is required\n", stderr), 2;
+		return usage_error("--data FILE.yaml is required");
 	if (model)
-		return fputs("vkyolo val: --model is not available yet; score saved predictions with "
-			     "--predictions DIR\n",
-			     stderr),
-		       2;
+		return usage_error("--model is not available yet; score saved predictions with "
+				   "--predictions DIR");
 	if (!preds)
-		return fputs("vkyolo val: --predictions DIR is required\n", stderr), 2;
+		return usage_error("--predictions DIR is required");
 
 	struct nn_dataset *ds = NULL;
 	struct nn_dataset_split *sp = NULL;
@@ -180,5 +192,5 @@ int cmd_val(int argc, char **argv)
 	nn_metrics_result_finish(&res);
 	nn_dataset_split_destroy(&sp);
 	nn_dataset_destroy(&ds);
-	return rc ? 1 : 0;
+	return rc ? APP_EXIT_FAILURE : APP_EXIT_OK;
 }

@@ -18,9 +18,10 @@ int cmd_view(int argc, char **argv)
 #include "checkpoint.h"
 #include "detect_out.h"
 #include "model.h"
-#include "sources.h"
+#include "source.h"
 #include "v4l2.h"
 #include "view.h"
+#include "view_source.h"
 
 struct view_opts {
 	const char *model, *source, *device, *project, *name, *save_frames, *save_video, *screenshot;
@@ -168,7 +169,13 @@ static int make_detector(void *arg, struct view_detector **out)
 	return ret;
 }
 
-static int open_source(const struct view_opts *o, struct app_sources *list, struct view_source **src)
+// The slideshow's paths (borrowed from the expanded list, which outlives the source).
+struct view_list {
+	struct nn_source_list *list;
+	const char **paths;
+};
+
+static int open_source(const struct view_opts *o, struct view_list *vl, struct view_source **src)
 {
 	struct view_source_params sp = { .cam_w = o->cam_w, .cam_h = o->cam_h, .cam_fps = o->cam_fps,
 	                                 .cam_fourcc = o->cam_fourcc, .loop = o->loop, .realtime = !o->headless,
@@ -181,16 +188,25 @@ static int open_source(const struct view_opts *o, struct app_sources *list, stru
 	case VIEW_SOURCE_IMAGES:
 		break;
 	}
-	int ret = app_sources_expand(o->source, list);
+	int ret = nn_source_expand(o->source, &vl->list);
 	if (ret)
 		return ret;
-	return view_source_open_images((const char *const *)list->paths, list->count, &sp, src);
+	// A folder or list holding only videos plays its first video.
+	if (!vl->list->n_images)
+		return view_source_open_video(vl->list->items[0].path, &sp, src);
+	if (!(vl->paths = calloc(vl->list->n_images, sizeof(*vl->paths))))
+		return -ENOMEM;
+	size_t n = 0;
+	for (size_t i = 0; i < vl->list->count; i++)
+		if (vl->list->items[i].kind == NN_SOURCE_IMAGE)
+			vl->paths[n++] = vl->list->items[i].path;
+	return view_source_open_images(vl->paths, n, &sp, src);
 }
 
 int cmd_view(int argc, char **argv)
 {
 	struct view_ctx c = { 0 };
-	struct app_sources list = { 0 };
+	struct view_list list = { 0 };
 	struct view_source *src = NULL;
 	struct view_stats st = { 0 };
 	char *run_dir = NULL, path[4096];
@@ -221,7 +237,8 @@ int cmd_view(int argc, char **argv)
 		       st.latency_max_ms, (unsigned long long)st.captured, (unsigned long long)st.dropped);
 done:
 	view_source_close(&src);
-	app_sources_finish(&list);
+	nn_source_list_destroy(&list.list);
+	free(list.paths);
 	nn_model_destroy(&c.model);
 	nn_checkpoint_destroy(&c.ck);
 	free(run_dir);

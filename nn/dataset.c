@@ -1,18 +1,19 @@
 // data.yaml reading and split image lists, following the official check_dataset and
-// LoadImagesAndLabels path rules (see dataset.h). The YAML is read with libyaml directly: only a
-// handful of top-level keys matter here.
+// LoadImagesAndLabels path rules (see dataset.h). The YAML goes through nn_yaml_read_file.
 #include "dataset.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <yaml.h>
 
 #include "log.h"
+#include "value.h"
+#include "yaml_read.h"
 
 static const char *const img_formats[] = {"bmp", "dng", "jpeg", "jpg", "mpo",
 					  "png", "tif", "tiff", "webp", "pfm"};
@@ -110,30 +111,34 @@ static char *dir_of(const char *path)
 	return strndup(path, (size_t)(slash - path));
 }
 
-static const char *scalar(yaml_document_t *doc, yaml_node_t *n)
+// A scalar's text: strings as written, plain numbers as Python's str() prints them (a class may be
+// named 7). NULL for None, lists and maps; *nomem set when strdup fails.
+static char *scalar_text(const struct nn_value *v, bool *nomem)
 {
-	(void)doc;
-	return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+	char buf[64];
+	const char *t = NULL;
+	if (!v)
+		return NULL;
+	switch (v->kind) {
+	case NN_VALUE_STR: t = v->u.s; break;
+	case NN_VALUE_INT: snprintf(buf, sizeof(buf), "%" PRId64, v->u.i), t = buf; break;
+	case NN_VALUE_FLOAT: snprintf(buf, sizeof(buf), "%.17g", v->u.f), t = buf; break;
+	case NN_VALUE_BOOL: t = v->u.b ? "True" : "False"; break;
+	default: return NULL;
+	}
+	char *s = strdup(t);
+	*nomem |= !s;
+	return s;
 }
 
-static bool is_null_scalar(const char *s)
+// Split entry: a path or a list of paths, each joined with root. None / "" = no split.
+static int read_split(struct nn_dataset *d, int k, const struct nn_value *v)
 {
-	return !s || !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") ||
-	       !strcmp(s, "NULL");
-}
-
-// Split entry: a string or a list of strings, each joined with root.
-static int read_split(struct nn_dataset *d, int k, yaml_document_t *doc, yaml_node_t *v)
-{
-	size_t n = 0;
-	const char *one = scalar(doc, v);
-	if (v->type == YAML_SCALAR_NODE) {
-		if (is_null_scalar(one))
-			return 0;
-		n = 1;
-	} else if (v->type == YAML_SEQUENCE_NODE) {
-		n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
-	} else {
+	bool list = v->kind == NN_VALUE_LIST, nomem = false;
+	size_t n = list ? nn_value_len(v) : 1;
+	if (v->kind == NN_VALUE_NONE || (v->kind == NN_VALUE_STR && !*v->u.s))
+		return 0;
+	if (!list && v->kind != NN_VALUE_STR) {
 		LOGE("dataset %s: '%s' must be a path or a list of paths", d->yaml_path,
 		     nn_split_name((enum nn_split)k));
 		return -EINVAL;
@@ -142,15 +147,17 @@ static int read_split(struct nn_dataset *d, int k, yaml_document_t *doc, yaml_no
 	if (!d->sources[k])
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
-		const char *s = one;
-		if (v->type == YAML_SEQUENCE_NODE)
-			s = scalar(doc, yaml_document_get_node(doc, v->data.sequence.items.start[i]));
-		if (is_null_scalar(s)) {
+		char *s = scalar_text(list ? nn_value_list_at(v, i) : v, &nomem);
+		if (!s || !*s) {
+			free(s);
+			if (nomem)
+				return -ENOMEM;
 			LOGE("dataset %s: '%s' item %zu is not a path", d->yaml_path,
 			     nn_split_name((enum nn_split)k), i);
 			return -EINVAL;
 		}
 		d->sources[k][i] = path_join(d->root, s);
+		free(s);
 		if (!d->sources[k][i])
 			return -ENOMEM;
 		d->nsources[k]++;
@@ -158,42 +165,39 @@ static int read_split(struct nn_dataset *d, int k, yaml_document_t *doc, yaml_no
 	return 0;
 }
 
-static int read_names(struct nn_dataset *d, yaml_document_t *doc, yaml_node_t *v)
+// names: a list, or a map {index: name} with the indices 0..n-1 in any order.
+static int read_names(struct nn_dataset *d, const struct nn_value *v)
 {
-	size_t n;
-	if (v->type == YAML_SEQUENCE_NODE)
-		n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
-	else if (v->type == YAML_MAPPING_NODE)
-		n = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
-	else
+	bool map = v->kind == NN_VALUE_DICT, nomem = false;
+	size_t n = nn_value_len(v);
+	if (!map && v->kind != NN_VALUE_LIST)
 		goto bad;
 	d->names = calloc(n ? n : 1, sizeof(char *));
 	if (!d->names)
 		return -ENOMEM;
 	d->nc = (int)n;
 	for (size_t i = 0; i < n; i++) {
-		const char *name;
 		size_t idx = i;
-		if (v->type == YAML_SEQUENCE_NODE) {
-			name = scalar(doc, yaml_document_get_node(doc, v->data.sequence.items.start[i]));
-		} else {
-			yaml_node_pair_t *p = &v->data.mapping.pairs.start[i];
-			const char *key = scalar(doc, yaml_document_get_node(doc, p->key));
-			char *end = NULL;
-			long k = key ? strtol(key, &end, 10) : -1;
-			if (!key || *end || k < 0 || (size_t)k >= n) {
-				LOGE("dataset %s: names: key '%s' is not a class index 0..%zu",
-				     d->yaml_path, key ? key : "?", n - 1);
+		const struct nn_value *name = nn_value_list_at(v, i);
+		if (map) {
+			int64_t k = -1;
+			const struct nn_value *key = v->u.dict.keys[i];
+			if (key->kind != NN_VALUE_INT || !nn_value_as_int(key, &k) || k < 0 ||
+			    (size_t)k >= n) {
+				LOGE("dataset %s: names: key %zu is not a class index 0..%zu",
+				     d->yaml_path, i, n - 1);
 				return -EINVAL;
 			}
 			idx = (size_t)k;
-			name = scalar(doc, yaml_document_get_node(doc, p->value));
+			name = v->u.dict.vals[i];
 		}
-		if (!name || d->names[idx])
+		if (d->names[idx])
 			goto bad;
-		d->names[idx] = strdup(name);
-		if (!d->names[idx])
+		d->names[idx] = scalar_text(name, &nomem);
+		if (nomem)
 			return -ENOMEM;
+		if (!d->names[idx])
+			goto bad;
 	}
 	return 0;
 bad:
@@ -202,54 +206,38 @@ bad:
 	return -EINVAL;
 }
 
-static int parse_doc(struct nn_dataset *d, yaml_document_t *doc)
+static int parse_doc(struct nn_dataset *d, const struct nn_value *doc)
 {
-	yaml_node_t *root = yaml_document_get_root_node(doc);
-	yaml_node_t *split_nodes[3] = {NULL, NULL, NULL}, *names = NULL;
-	long nc_given = -1;
+	static const char *const split_keys[3] = {"train", "val", "test"};
+	const struct nn_value *path = nn_value_dict_get(doc, "path");
+	const struct nn_value *names = nn_value_dict_get(doc, "names");
+	int64_t nc_given = -1;
 	int rc;
-	if (!root || root->type != YAML_MAPPING_NODE) {
+	bool nomem = false;
+	if (!doc || doc->kind != NN_VALUE_DICT) {
 		LOGE("dataset %s: not a YAML mapping", d->yaml_path);
 		return -EINVAL;
 	}
-	char *ydir = dir_of(d->yaml_path);
-	if (!ydir)
-		return -ENOMEM;
-	d->root = strdup(ydir);
-	for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top;
-	     p++) {
-		const char *key = scalar(doc, yaml_document_get_node(doc, p->key));
-		yaml_node_t *v = yaml_document_get_node(doc, p->value);
-		if (!key || !v)
-			continue;
-		if (!strcmp(key, "path") && !is_null_scalar(scalar(doc, v))) {
-			free(d->root);
-			d->root = path_join(ydir, scalar(doc, v));
-		} else if (!strcmp(key, "train")) {
-			split_nodes[0] = v;
-		} else if (!strcmp(key, "val")) {
-			split_nodes[1] = v;
-		} else if (!strcmp(key, "test")) {
-			split_nodes[2] = v;
-		} else if (!strcmp(key, "names")) {
-			names = v;
-		} else if (!strcmp(key, "nc") && scalar(doc, v)) {
-			nc_given = strtol(scalar(doc, v), NULL, 10);
-		}
-	}
+	nn_value_as_int(nn_value_dict_get(doc, "nc"), &nc_given);
+	char *ydir = dir_of(d->yaml_path), *p = scalar_text(path, &nomem);
+	if (ydir && !nomem)
+		d->root = p && *p ? path_join(ydir, p) : strdup(ydir);
 	free(ydir);
+	free(p);
 	if (!d->root)
 		return -ENOMEM;
-	for (int k = 0; k < 3; k++)
-		if (split_nodes[k] && (rc = read_split(d, k, doc, split_nodes[k])))
+	for (int k = 0; k < 3; k++) {
+		const struct nn_value *v = nn_value_dict_get(doc, split_keys[k]);
+		if (v && (rc = read_split(d, k, v)))
 			return rc;
+	}
 	if (names) {
-		if ((rc = read_names(d, doc, names)))
+		if ((rc = read_names(d, names)))
 			return rc;
 		if (nc_given >= 0 && nc_given != d->nc)
-			LOGW("dataset %s: nc %ld but %d names: using %d classes", d->yaml_path,
+			LOGW("dataset %s: nc %" PRId64 " but %d names: using %d classes", d->yaml_path,
 			     nc_given, d->nc, d->nc);
-	} else if (nc_given > 0) {
+	} else if (nc_given > 0 && nc_given < 1000000) {
 		// As ultralytics: names default to class0, class1, ...
 		d->nc = (int)nc_given;
 		d->names = calloc((size_t)d->nc, sizeof(char *));
@@ -267,49 +255,22 @@ static int parse_doc(struct nn_dataset *d, yaml_document_t *doc)
 
 int nn_dataset_open(const char *yaml_path, struct nn_dataset **out)
 {
-	int rc = -ENOMEM;
 	struct nn_dataset *d = calloc(1, sizeof(*d));
-	FILE *f = NULL;
-	yaml_parser_t parser;
-	yaml_document_t doc;
-	bool parser_ok = false, doc_ok = false;
+	struct nn_value *doc = NULL;
+	int rc = -ENOMEM;
 	*out = NULL;
 	if (!d || !(d->yaml_path = strdup(yaml_path)))
 		goto fail;
-	f = fopen(yaml_path, "rb");
-	if (!f) {
-		rc = -errno;
-		LOGE("dataset %s: %s", yaml_path, strerror(errno));
+	if ((rc = nn_yaml_read_file(yaml_path, &doc))) // logs the reason
 		goto fail;
-	}
-	if (!yaml_parser_initialize(&parser))
+	if ((rc = parse_doc(d, doc)))
 		goto fail;
-	parser_ok = true;
-	yaml_parser_set_input_file(&parser, f);
-	if (!yaml_parser_load(&parser, &doc)) {
-		LOGE("dataset %s: line %zu: %s", yaml_path, parser.problem_mark.line + 1,
-		     parser.problem ? parser.problem : "YAML syntax error");
-		rc = -EINVAL;
-		goto fail;
-	}
-	doc_ok = true;
-	if ((rc = parse_doc(d, &doc))) {
-		if (rc == -ENOMEM)
-			LOGE("dataset %s: out of memory", yaml_path);
-		goto fail;
-	}
 	*out = d;
 	d = NULL;
-	rc = 0;
 fail:
-	if (doc_ok)
-		yaml_document_delete(&doc);
-	if (parser_ok)
-		yaml_parser_delete(&parser);
-	if (f)
-		fclose(f);
-	if (rc == -ENOMEM && d && !d->yaml_path)
+	if (rc == -ENOMEM)
 		LOGE("dataset %s: out of memory", yaml_path);
+	nn_value_destroy(&doc);
 	nn_dataset_destroy(&d);
 	return rc;
 }
@@ -352,10 +313,16 @@ static int strvec_push(struct strvec *sv, char *s)
 }
 
 // glob('<dir>/**/*.*', recursive=True): files with a dot in the name, hidden entries skipped.
-static int list_dir(const char *dir, struct strvec *sv)
+// Symbolic links to folders are followed, to a bounded depth (a link loop ends there).
+static int list_dir(const char *dir, struct strvec *sv, int depth)
 {
-	DIR *dp = opendir(dir);
+	DIR *dp = NULL;
 	int rc = 0;
+	if (depth > 64) {
+		LOGE("dataset: folder %s: more than 64 levels deep (a symbolic link loop?)", dir);
+		return -ELOOP;
+	}
+	dp = opendir(dir);
 	if (!dp) {
 		LOGE("dataset: folder %s: %s", dir, strerror(errno));
 		return -errno;
@@ -368,7 +335,7 @@ static int list_dir(const char *dir, struct strvec *sv)
 		if (!p) {
 			rc = -ENOMEM;
 		} else if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
-			rc = list_dir(p, sv);
+			rc = list_dir(p, sv, depth + 1);
 			free(p);
 		} else if (strchr(e->d_name, '.')) {
 			rc = strvec_push(sv, p);
@@ -432,7 +399,7 @@ int nn_dataset_images(const struct nn_dataset *d, enum nn_split split, char ***p
 			     nn_split_name(split), src);
 			rc = -ENOENT;
 		} else {
-			rc = S_ISDIR(st.st_mode) ? list_dir(src, &sv) : list_file(src, &sv);
+			rc = S_ISDIR(st.st_mode) ? list_dir(src, &sv, 0) : list_file(src, &sv);
 		}
 	}
 	size_t k = 0;

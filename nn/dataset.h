@@ -23,7 +23,8 @@ struct nn_dataset {
 };
 
 // Reads a data.yaml: `path`, `train`/`val`/`test` (string or list), `names` (map {0: person} or a
-// list), `nc`. -ENOENT (missing file), -EINVAL (malformed), -ENOMEM.
+// list), `nc` (names win when both are given; without names: class0, class1, ...). Read through
+// nn_yaml_read_file. -ENOENT (missing file), -EINVAL (malformed), -ENOTSUP (YAML aliases), -ENOMEM.
 int nn_dataset_open(const char *yaml_path, struct nn_dataset **out);
 void nn_dataset_destroy(struct nn_dataset **d);
 const char *nn_split_name(enum nn_split split); // "train", "val", "test"

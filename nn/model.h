@@ -21,6 +21,13 @@
 //                 Reference: nn_resize_nearest_forward_ref.
 //   NN_OP_DECODE  detection-head decode of nl raw level maps (whole tensors [N, 64 + nc, H_l, W_l])
 //                 into y = whole tensor [N, 4 + nc, 1, A]. Reference: nn_decode_forward_ref.
+//
+// Executor notes: an op's x (and r) may be other channels of the very tensor it writes (ELAN stages
+// read cv1's half and write the next slice), never overlapping ones; RepNBottleneck's residual r is its
+// input x. Ops depend on earlier ops only through tensors, in list order (RESIZE with accumulate
+// reads y back). Every tensor other than 0 is written by ops of exactly one layer (or, for a concat
+// tensor, by the producers of its inputs); memory can be shared between tensors by liveness.
+// With fuse, every conv op has b != NULL and bn.gamma == NULL.
 #pragma once
 #include <stdbool.h>
 #include <stdint.h>
@@ -70,6 +77,8 @@ struct nn_op {
 	float *w;         // [y.c, x.c / groups, k, k] (owned)
 	float *b;         // [y.c] or NULL (owned)
 	struct nn_bn bn;  // unfused models only
+	bool bare;        // weights named <name>.weight/.bias (plain nn.Conv2d: head 1x1, CBLinear), else
+	                  // <name>.conv.weight + <name>.bn.* (unfused) or <name>.conv.bias (fused)
 	// NN_OP_RESIZE
 	uint32_t scale;
 	bool accumulate;
@@ -131,6 +140,18 @@ struct nn_shape {
 // -EINVAL (logged) when the input size does not fit the graph (e.g. concat of mismatched sizes).
 int nn_model_shapes(const struct nn_model *m, uint32_t h, uint32_t w, struct nn_shape *shapes);
 
+// The reference-operator descriptor of an op for batch n and the shapes of nn_model_shapes, with the
+// channel totals/offsets of its slices filled in: what a GPU kernel's push constants must mirror.
+void nn_op_conv_desc(const struct nn_op *op, const struct nn_shape *shapes, uint32_t n, struct nn_conv2d_desc *d);
+void nn_op_pool_desc(const struct nn_op *op, const struct nn_shape *shapes, uint32_t n, struct nn_pool2d_desc *d);
+void nn_op_resize_desc(const struct nn_op *op, const struct nn_shape *shapes, uint32_t n, struct nn_resize_desc *d);
+void nn_op_decode_desc(const struct nn_op *op, const struct nn_shape *shapes, uint32_t n, struct nn_decode_desc *d);
+
+// Adds every op's weights to out (f32, official state_dict names; fused models give the fused
+// names, i.e. <conv>.conv.weight/.conv.bias and merged RepConvN), plus the fixed DFL weights.
+// nn_model_create accepts the result. -ENOMEM, -EEXIST (name already in out).
+int nn_model_export_state(const struct nn_model *m, struct nn_tensor_map *out);
+
 // Parameter count of the ops' weights (w, b and BN gamma/beta), excluding the fixed DFL weights.
 uint64_t nn_model_param_count(const struct nn_model *m);
 
@@ -145,9 +166,19 @@ struct nn_ref_outputs {
 	// [N, C, H, W] with C, H, W in layer_shape[same index]; NULL past the layer's n_out (owned).
 	float **layer;
 	struct nn_shape *layer_shape;
+	// Set by the caller before the call: BatchNorm normalises with the batch's own statistics (mean
+	// and biased variance over N, H, W: PyTorch training mode) instead of the running statistics.
+	// Only meaningful for unfused models (fused ones have no BN left).
+	bool train_bn;
+	// Set by the caller before the call: also return the raw head maps (the training-mode outputs):
+	// head[set][l] = [N, 4 * reg_max + nc, H_l, W_l] of level l, set < m->n_head_sets (DualDDetect:
+	// set 0 = auxiliary cv2/cv3, set 1 = main cv4/cv5), shape in head_shape (owned).
+	bool keep_heads;
+	float *head[2][NN_DETECT_MAX_LEVELS];
+	struct nn_shape head_shape[2][NN_DETECT_MAX_LEVELS];
 };
 // input: [n, 3, h, w] f32. -ENOMEM, -EINVAL (shapes).
 int nn_model_forward_ref(const struct nn_model *m, uint32_t n, uint32_t h, uint32_t w, const float *input,
                          struct nn_ref_outputs *out);
-// Frees what nn_model_forward_ref allocated in out (keeps keep_layers).
+// Frees what nn_model_forward_ref allocated in out (keeps the caller's flags).
 void nn_ref_outputs_finish(struct nn_ref_outputs *out);

@@ -132,7 +132,7 @@ static int resolve_from(uint32_t i, const struct nn_value *f, struct row_info *r
 }
 
 // Channel rule of parse_model for row i (ch[j] = output channels of layer j; -1 = image).
-static int row_channels(struct nn_builder *b, uint32_t i, struct row_info *rows, uint32_t ch_in, double gw)
+static int row_channels(uint32_t i, struct row_info *rows, uint32_t ch_in, double gw)
 {
 	struct row_info *r = &rows[i];
 	const char *m = r->module;
@@ -173,7 +173,6 @@ static int row_channels(struct nn_builder *b, uint32_t i, struct row_info *rows,
 		}
 	}
 #undef CH
-	(void)b;
 	return 0;
 bad_args:
 	LOGE("model layer %u (%s): bad args (first argument must be the output channels)", i, m);
@@ -343,7 +342,7 @@ static int lower_row(struct nn_builder *b, uint32_t i, struct row_info *rows)
 		}
 		layer->n_out = 1;
 		layer->out[0] = row.dst;
-		ret = !strcmp(r->module, "CBFuse") ? lower_cbfuse(b, &row, m, r) : nn_lower_module(b, &row, layer);
+		ret = !strcmp(r->module, "CBFuse") ? lower_cbfuse(b, &row, m, r) : nn_lower_module(b, &row);
 	}
 	layer->op_end = m->n_ops;
 	return ret;
@@ -395,7 +394,7 @@ static int parse_rows(struct nn_builder *b, const struct nn_value *arch, struct 
 		b->layer = i;
 		b->module = r->module;
 		if (!(ret = resolve_from(i, f, r)))
-			ret = row_channels(b, i, rows, b->m->tensors[0].c, gw);
+			ret = row_channels(i, rows, b->m->tensors[0].c, gw);
 	}
 	if (ret) {
 		free(rows);

@@ -43,19 +43,18 @@ int nn_emit_pool(struct nn_builder *b, enum nn_op_kind kind, struct nn_slice x, 
                  uint32_t s, uint32_t pad);
 int nn_emit_resize(struct nn_builder *b, struct nn_slice x, struct nn_slice y, uint32_t scale, bool accumulate);
 
-// Module lowerings (model_modules.c). args: the row's args after the c1/c2 rewrite is NOT applied;
-// each gets c1 (input channels) and the resolved c2 and the raw YAML args list.
+// Module lowerings (model_modules.c, model_head.c): a row with its resolved inputs, c1 (input
+// channels), c2 (output channels after make_divisible) and the raw YAML args list.
 struct nn_row {
 	uint32_t index;
 	const char *module;
 	const char *prefix;  // "model.<i>"
 	uint32_t n_in;
-	struct nn_slice in[8]; // inputs in `from` order (CBLinear inputs: piece slices in in_pieces)
-	const struct nn_model_layer *from_layers[8];
+	struct nn_slice in[8]; // inputs in `from` order (a CBLinear input: its first piece)
 	const struct nn_value *args;
 	uint32_t c1, c2;
 	struct nn_slice dst;   // where the single output goes (pre-allocated, c == c2)
 };
-int nn_lower_module(struct nn_builder *b, const struct nn_row *row, struct nn_model_layer *layer);
+int nn_lower_module(struct nn_builder *b, const struct nn_row *row);
 int nn_lower_detect(struct nn_builder *b, const struct nn_row *row, struct nn_model_layer *layer);
 int nn_model_build_graph(struct nn_builder *b, const struct nn_value *arch);

@@ -242,10 +242,9 @@ static int lower_upsample(struct nn_builder *b, const struct nn_row *row)
 	return nn_emit_resize(b, row->in[0], row->dst, (uint32_t)scale, false);
 }
 
-int nn_lower_module(struct nn_builder *b, const struct nn_row *row, struct nn_model_layer *layer)
+int nn_lower_module(struct nn_builder *b, const struct nn_row *row)
 {
 	const char *m = row->module;
-	(void)layer;
 	if (!strcmp(m, "Conv"))
 		return lower_conv(b, row);
 	if (!strcmp(m, "AConv"))

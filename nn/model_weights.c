@@ -215,6 +215,10 @@ int nn_emit_repconvn(struct nn_builder *b, const char *prefix, struct nn_slice x
 	struct nn_bn bn1, bn2;
 	uint32_t ci = x.c, co = y.c, tmp;
 	int ret;
+	snprintf(p1, sizeof(p1), "%s.conv1.conv.weight", prefix);
+	snprintf(p2, sizeof(p2), "%s.conv.weight", prefix);
+	if (b->state && !state_has(b, p1) && state_has(b, p2)) // saved after fuse_convs: one 3x3 conv + bias
+		return nn_emit_conv_block(b, prefix, x, y, 3, s, 1, 1, act, false, nn_slice_none());
 	snprintf(p1, sizeof(p1), "%s.conv1", prefix);
 	snprintf(p2, sizeof(p2), "%s.conv2", prefix);
 	if ((ret = load_conv_bn(b, p1, ci, co, 3, 1, &w1, &b1, &bn1)))
@@ -262,7 +266,10 @@ int nn_emit_conv_bias(struct nn_builder *b, const char *prefix, struct nn_slice 
 		free(w);
 		return ret;
 	}
-	return push_conv(b, prefix, x, y, k, s, k / 2, g, NN_ACT_NONE, false, nn_slice_none(), false, w, bias, NULL);
+	if ((ret = push_conv(b, prefix, x, y, k, s, k / 2, g, NN_ACT_NONE, false, nn_slice_none(), false, w, bias, NULL)))
+		return ret;
+	b->m->ops[b->m->n_ops - 1].bare = true;
+	return 0;
 }
 
 int nn_check_dfl(struct nn_builder *b, const char *prefix, uint32_t reg_max)
@@ -285,5 +292,44 @@ int nn_check_dfl(struct nn_builder *b, const char *prefix, uint32_t reg_max)
 		}
 	}
 	free(w);
+	return ret;
+}
+
+static int export_one(struct nn_tensor_map *out, const char *prefix, const char *suffix, uint32_t ndim,
+                      const int64_t *shape, const float *data)
+{
+	char name[192];
+	snprintf(name, sizeof(name), "%s%s", prefix, suffix);
+	return nn_tensor_map_add(out, name, NN_DTYPE_F32, ndim, shape, data);
+}
+
+int nn_model_export_state(const struct nn_model *m, struct nn_tensor_map *out)
+{
+	int ret = 0;
+	for (uint32_t i = 0; i < m->n_ops && !ret; i++) {
+		const struct nn_op *op = &m->ops[i];
+		int64_t ws[4] = {op->y.c, op->x.c / op->groups, op->k, op->k}, cs[1] = {op->y.c};
+		if (op->kind == NN_OP_DECODE) {
+			float bins[64];
+			int64_t ds[4] = {1, op->reg_max, 1, 1};
+			for (uint32_t k = 0; k < op->reg_max && k < 64; k++)
+				bins[k] = (float)k;
+			ret = export_one(out, op->name, ".conv.weight", 4, ds, bins);
+			continue;
+		}
+		if (op->kind != NN_OP_CONV)
+			continue;
+		ret = export_one(out, op->name, op->bare ? ".weight" : ".conv.weight", 4, ws, op->w);
+		if (!ret && op->b)
+			ret = export_one(out, op->name, op->bare ? ".bias" : ".conv.bias", 1, cs, op->b);
+		if (!ret && op->bn.gamma) {
+			if (!(ret = export_one(out, op->name, ".bn.weight", 1, cs, op->bn.gamma)) &&
+			    !(ret = export_one(out, op->name, ".bn.bias", 1, cs, op->bn.beta)) &&
+			    !(ret = export_one(out, op->name, ".bn.running_mean", 1, cs, op->bn.mean)))
+				ret = export_one(out, op->name, ".bn.running_var", 1, cs, op->bn.var);
+		}
+	}
+	if (ret)
+		LOGE("model export state: %d", ret);
 	return ret;
 }

@@ -17,3 +17,11 @@ static inline const char *test_shared_dir(void)
 	const char *s = getenv("VKYOLO_SHARED");
 	return s && *s ? s : "../shared";
 }
+
+// Removes dir/name (a file or an empty directory); cleanup helper for tests using a temp folder.
+static inline void test_remove(const char *dir, const char *name)
+{
+	char p[1024];
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	remove(p);
+}

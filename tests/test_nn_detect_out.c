@@ -111,15 +111,9 @@ static int check_runs(void)
 	free(p);
 	unlink(file);
 	CHECK(nn_mkdir_p(file) == 0 && nn_mkdir_p(file) == 0);
-	rmdir(file);
-	snprintf(file, sizeof(file), "%s/runs/detect/exp2", tmp);
-	rmdir(file);
-	snprintf(file, sizeof(file), "%s/runs/detect/exp", tmp);
-	rmdir(file);
-	snprintf(file, sizeof(file), "%s/runs/detect", tmp);
-	rmdir(file);
-	snprintf(file, sizeof(file), "%s/runs", tmp);
-	rmdir(file);
+	const char *made[] = { "a.txt", "runs/detect/exp2", "runs/detect/exp", "runs/detect", "runs" };
+	for (int i = 0; i < 5; i++)
+		test_remove(tmp, made[i]);
 	return 0;
 }
 

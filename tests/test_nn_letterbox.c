@@ -19,10 +19,10 @@ static char shared[512];
 // Compares our letterbox of horses.jpg with the oracle's input_u8 [1,3,H,W].
 // Tolerances: the oracle decoded the JPEG with libjpeg-turbo (OpenCV), we use stb_image; both are
 // valid IDCT/upsampling implementations that differ by a level or two on some pixels (measured on
-// horses.jpg: mean 0.067, 1e-5 of the values off by 3, none by more). The bounds leave ~2x room
-// while any resize/geometry mistake (half-pixel shift, wrong rounding, BGR) gives mean > 1.
-// Padding must be exact.
-#define MEAN_ABS_MAX 0.12
+// horses.jpg: mean 0.067, 1e-5 of the values off by 3, none by more). The bound leaves 1.5x room
+// yet fails OpenCV's scalar rounding of the vertical pass (mean 0.168) instead of its SIMD one, and
+// any geometry mistake (half-pixel shift, BGR) gives mean > 1. Padding must be exact.
+#define MEAN_ABS_MAX 0.10
 #define FRAC_GT2_MAX 1e-4
 #define MAX_ABS 6
 static int check_oracle(const char *file, uint32_t target, bool auto_pad, uint32_t want_w,

@@ -8,7 +8,7 @@
 
 #include <linux/videodev2.h>
 
-#include "source.h"
+#include "view_source.h"
 #include "v4l2.h"
 
 #include "check.h"

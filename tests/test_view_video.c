@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "source.h"
+#include "view_source.h"
 #include "view_util.h"
 
 #include "check.h"

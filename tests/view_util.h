@@ -12,7 +12,7 @@
 #include "letterbox.h"
 #include "model.h"
 #include "nms.h"
-#include "source.h"
+#include "view_source.h"
 
 #include "check.h"
 

@@ -9,7 +9,7 @@
 #include "letterbox.h"
 #include "log.h"
 #include "model.h"
-#include "source.h"
+#include "view_source.h"
 
 struct model_detector {
 	struct view_detector base;

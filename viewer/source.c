@@ -1,5 +1,5 @@
 // Source classification, the shared clock, and the image slideshow source.
-#include "source.h"
+#include "view_source.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -17,7 +17,7 @@
 
 #include "convert.h"
 #include "log.h"
-#include "source.h"
+#include "view_source.h"
 
 void view_fourcc_str(uint32_t f, char buf[5])
 {

@@ -11,7 +11,7 @@
 
 #include "convert.h"
 #include "log.h"
-#include "source.h"
+#include "view_source.h"
 
 struct video_source {
 	struct view_source base;

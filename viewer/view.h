@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 #include "detector.h"
-#include "source.h"
+#include "view_source.h"
 
 struct view_params {
 	struct view_source *src;            // borrowed

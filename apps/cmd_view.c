@@ -24,7 +24,7 @@ int cmd_view(int argc, char **argv)
 #include "view_source.h"
 
 struct view_opts {
-	const char *model, *source, *device, *project, *name, *save_frames, *save_video, *screenshot;
+	const char *model, *source, *device, *project, *name, *save_frames, *save_video, *screenshot, *keys;
 	uint32_t imgsz, max_det, cam_w, cam_h, cam_fps, cam_fourcc, line_width;
 	uint64_t frames;
 	float conf, iou;
@@ -68,6 +68,7 @@ static void usage(FILE *f)
 	        "  --save-frames DIR  write the rendered frames (frame_NNNNNN.png, NNNNNN = source frame index)\n"
 	        "  --save-video FILE  encode the rendered frames (ffmpeg; .mp4, .mkv, .avi)\n"
 	        "  --screenshot FILE  write a PNG of the window at exit\n"
+	        "  --keys KEYS        press these keys once the first frame is shown (e.g. 'h+s'; E = Esc)\n"
 	        "  --project DIR, --name NAME, --exist-ok   run folder for 's' screenshots (runs/view/exp)\n"
 	        "\n"
 	        "keys: q/Esc quit, space pause, s screenshot, +/- confidence, f fullscreen, h help\n"
@@ -117,6 +118,7 @@ static int parse_args(int argc, char **argv, struct view_opts *o)
 		else if (OPT("--frames")) bad = app_parse_u32(v, &u) || !u, o->frames = u;
 		else if (OPT("--slide-ms")) bad = app_parse_double(v, &o->slide_ms) || o->slide_ms <= 0;
 		else if (OPT("--line-width")) bad = app_parse_u32(v, &o->line_width);
+		else if (OPT("--keys")) o->keys = v;
 #undef OPT
 		else if (!strcmp(a, "--headless")) o->headless = true;
 		else if (!strcmp(a, "--loop")) o->loop = true;
@@ -228,13 +230,16 @@ int cmd_view(int argc, char **argv)
 	                          .headless = c.o.headless, .max_frames = c.o.frames, .save_frames = c.o.save_frames,
 	                          .save_video = c.o.save_video, .run_dir = run_dir, .screenshot = c.o.screenshot,
 	                          .model_name = base ? base + 1 : c.o.model, .fullscreen = c.o.fullscreen,
-	                          .line_width = c.o.line_width };
+	                          .line_width = c.o.line_width, .keys = c.o.keys };
 	ret = view_run(&vp, &st);
 	if (st.displayed)
 		printf("view: %llu frames on %s: %.1f FPS, inference %.1f ms, latency %.1f ms (p50 %.1f, max %.1f), "
-		       "%llu captured, %llu dropped\n",
+		       "%llu captured, %llu dropped%s",
 		       (unsigned long long)st.displayed, st.device, st.fps, st.infer_ms, st.latency_ms, st.latency_p50_ms,
-		       st.latency_max_ms, (unsigned long long)st.captured, (unsigned long long)st.dropped);
+		       st.latency_max_ms, (unsigned long long)st.captured, (unsigned long long)st.dropped,
+		       c.o.headless ? "\n" : "");
+	if (st.displayed && !c.o.headless)
+		printf(", event loop never paused more than %.0f ms\n", st.ui_gap_max_ms);
 done:
 	view_source_close(&src);
 	nn_source_list_destroy(&list.list);

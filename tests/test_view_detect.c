@@ -53,7 +53,7 @@ int main(int argc, char **argv)
 	CHECK(vt_sh(cmd) == 0);
 	int count;
 	snprintf(a, sizeof(a), "%s/view", tmp);
-	CHECK(vt_last_frame(a, &count) == FRAMES - 1 && count == FRAMES);
+	CHECK(vt_frames(a, &count, NULL) == FRAMES - 1 && count == FRAMES);
 	size_t overlay_total = 0;
 	for (int k = 0; k < FRAMES; k++) {
 		struct nn_image *det = NULL, *view = NULL;

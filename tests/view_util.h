@@ -56,11 +56,12 @@ static inline int vt_video_frame(const char *path, int64_t k, struct nn_image **
 	return ret;
 }
 
-// The largest NNNNNN among DIR/frame_NNNNNN.png, -1 when none; *count: how many there are.
-static inline long vt_last_frame(const char *dir, int *count)
+// The largest NNNNNN among DIR/frame_NNNNNN.png, -1 when none; *count: how many there are;
+// *first (optional): the smallest.
+static inline long vt_frames(const char *dir, int *count, long *first)
 {
 	DIR *d = opendir(dir);
-	long best = -1;
+	long best = -1, least = -1;
 	*count = 0;
 	if (!d)
 		return -1;
@@ -70,9 +71,12 @@ static inline long vt_last_frame(const char *dir, int *count)
 		if (sscanf(e->d_name, "frame_%6ld.%4s", &k, tail) == 2 && !strcmp(tail, "png")) {
 			(*count)++;
 			best = k > best ? k : best;
+			least = least < 0 || k < least ? k : least;
 		}
 	}
 	closedir(d);
+	if (first)
+		*first = least;
 	return best;
 }
 

@@ -24,23 +24,36 @@ static void shade(struct nn_image *img, int x0, int y0, int x1, int y1)
 	}
 }
 
+// Lines of white text on a shaded box; a tab starts a second column (help: key, then action).
 static void draw_lines(struct nn_image *img, const struct nn_font *font, int x, int y, char lines[][160], int n)
 {
 	static const uint8_t white[3] = { 255, 255, 255 };
 	float px = text_px(img);
-	int line_h = (int)(px * 1.6f), w = 0;
+	int line_h = (int)(px * 1.6f), w = 0, col2 = (int)(px * 6.0f);
 	for (int i = 0; i < n; i++) {
-		int tw = (int)(strlen(lines[i]) * px * 0.7f), th;
+		char *tab = strchr(lines[i], '\t');
+		const char *text = tab ? tab + 1 : lines[i];
+		int tw = (int)(strlen(text) * px * 0.7f), th;
 		if (font)
-			nn_font_text_size(font, px, lines[i], &tw, &th);
+			nn_font_text_size(font, px, text, &tw, &th);
+		tw += tab ? col2 : 0;
 		w = tw > w ? tw : w;
 	}
 	int pad = (int)(px * 0.5f);
 	shade(img, x, y, x + w + 2 * pad, y + n * line_h + pad);
 	if (!font)
 		return;
-	for (int i = 0; i < n; i++)
-		nn_draw_text(img, font, px, x + pad, y + (i + 1) * line_h - (line_h - (int)px) / 2, lines[i], white);
+	for (int i = 0; i < n; i++) {
+		int base = y + (i + 1) * line_h - (line_h - (int)px) / 2;
+		char *tab = strchr(lines[i], '\t');
+		if (tab) {
+			*tab = '\0';
+			nn_draw_text(img, font, px, x + pad + col2, base, tab + 1, white);
+		}
+		nn_draw_text(img, font, px, x + pad, base, lines[i], white);
+		if (tab)
+			*tab = '\t';
+	}
 }
 
 void view_overlay_panel(struct nn_image *img, const struct nn_font *font, const struct view_pipe *pp,
@@ -60,8 +73,8 @@ void view_overlay_panel(struct nn_image *img, const struct nn_font *font, const 
 
 void view_overlay_help(struct nn_image *img, const struct nn_font *font)
 {
-	char lines[7][160] = { "q / Esc   quit", "space     pause", "s         screenshot (PNG)",
-	                       "+ / -     confidence", "f         fullscreen", "h         this help", "" };
+	char lines[7][160] = { "q / Esc\tquit", "space\tpause", "s\tscreenshot (PNG)", "+ / -\tconfidence",
+	                       "f\tfullscreen", "h\tthis help", "" };
 	int lh = (int)(text_px(img) * 1.6f);
 	draw_lines(img, font, (int)img->w / 4, (int)img->h / 2 - 3 * lh, lines, 6);
 }

@@ -52,6 +52,7 @@ struct view_pipe {
 	double infer_sum, t_first, t_last;
 	uint64_t displayed;
 	double fps_ema, infer_ema, lat_ema, t_prev;
+	double ui_gap_max; // window: longest time between two event-loop turns
 };
 
 // Takes the newest result: blocks up to timeout_ms (< 0: forever). NULL on timeout or when the

@@ -260,6 +260,7 @@ static void fill_stats(struct view_pipe *pp, struct view_stats *st)
 	*st = (struct view_stats){ .captured = atomic_load(&pp->captured), .inferred = atomic_load(&pp->inferred),
 	                           .displayed = pp->displayed, .dropped = pp->cap.dropped + pp->res.dropped };
 	snprintf(st->device, sizeof(st->device), "%s", pp->device);
+	st->ui_gap_max_ms = pp->ui_gap_max;
 	if (pp->displayed > 1 && pp->t_last > pp->t_first)
 		st->fps = (pp->displayed - 1) * 1e3 / (pp->t_last - pp->t_first);
 	if (pp->displayed)

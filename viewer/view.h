@@ -23,6 +23,7 @@ struct view_params {
 	const char *model_name;     // shown in the panel
 	bool fullscreen;
 	uint32_t line_width;        // box lines, 0 = detect's default for the image size
+	const char *keys;           // window: key presses replayed after the first frame ("h+s", demos/tests)
 };
 
 struct view_stats {
@@ -31,6 +32,7 @@ struct view_stats {
 	double fps;                 // displayed frames per second over the run
 	double infer_ms;            // mean network forward time
 	double latency_ms, latency_p50_ms, latency_max_ms; // capture -> display (presented / written)
+	double ui_gap_max_ms;       // window: longest pause of the event loop (responsiveness)
 	char device[128];
 };
 

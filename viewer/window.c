@@ -187,17 +187,34 @@ int view_window_open(void)
 int view_window_run(struct view_pipe *pp)
 {
 	struct window w = { .pp = pp, .fullscreen = pp->p->fullscreen };
-	bool quit = false, eos = false;
+	bool quit = false, eos = false, keys_sent = !pp->p->keys, io_turn = true;
 	int ret = 0;
+	double t_turn = view_now_ms();
 	while (!quit && !ret) {
 		bool redraw = false, is_new = false;
 		SDL_Event ev;
+		// Responsiveness: the longest gap between two turns of this loop, leaving out turns that
+		// created the window or wrote files (screenshots, --save-frames/--save-video).
+		double now = view_now_ms();
+		if (!io_turn && w.win && now - t_turn > pp->ui_gap_max)
+			pp->ui_gap_max = now - t_turn;
+		t_turn = now;
+		io_turn = !w.win;
+		if (!keys_sent && pp->displayed) {
+			// Scripted key presses (--keys), queued like real ones once the first frame is up.
+			for (const char *k = pp->p->keys; *k; k++) {
+				SDL_Event e = { .type = SDL_KEYDOWN };
+				e.key.keysym.sym = *k == 'E' ? SDLK_ESCAPE : (SDL_Keycode)(unsigned char)*k;
+				SDL_PushEvent(&e);
+			}
+			keys_sent = true;
+		}
 		if (SDL_WaitEventTimeout(&ev, 4)) {
 			do {
 				if (ev.type == SDL_QUIT)
 					quit = true;
 				else if (ev.type == SDL_KEYDOWN)
-					handle_key(&w, ev.key.keysym.sym, &quit, &redraw);
+					handle_key(&w, ev.key.keysym.sym, &quit, &redraw), io_turn |= ev.key.keysym.sym == SDLK_s;
 				else if (ev.type == SDL_WINDOWEVENT && (ev.window.event == SDL_WINDOWEVENT_EXPOSED ||
 				                                         ev.window.event == SDL_WINDOWEVENT_SIZE_CHANGED))
 					redraw = true;
@@ -218,8 +235,10 @@ int view_window_run(struct view_pipe *pp)
 				quit = true;
 		}
 		bool last = pp->p->max_frames && is_new && pp->displayed + 1 >= pp->p->max_frames;
-		if (redraw && w.cur)
+		if (redraw && w.cur) {
 			ret = present(&w, is_new, last ? pp->p->screenshot : NULL);
+			io_turn |= last || (is_new && (pp->p->save_frames || pp->p->save_video));
+		}
 		if (pp->p->max_frames && pp->displayed >= pp->p->max_frames)
 			quit = true;
 	}

@@ -7,6 +7,9 @@
 // (official pre/post-processing on the CPU reference executor) drawn by
 // nn_draw_detections, plus the darkened panel; the 's' screenshot shows the help box; and the
 // event loop never paused as long as an inference took (the window stays responsive).
+// A second run presses f: the fullscreen window (the 1024x768 Xvfb screen) shows the 640x424 video
+// scaled by 1.6 to 1024x678 between black bars of 45 rows (aspect ratio kept). That run uses SDL's
+// software renderer: Mesa's GL drawable on Xvfb keeps its creation size when the window grows.
 // argv[1]: the vkyolo binary; argv[2]: --device for the viewer ("cpu" keeps it short on CI).
 #include <errno.h>
 #include <stdio.h>
@@ -162,6 +165,22 @@ int main(int argc, char **argv)
 	nn_image_destroy(&shot);
 	nn_model_destroy(&m);
 	nn_checkpoint_destroy(&ck);
+	// Fullscreen: letterboxed, aspect ratio kept.
+	snprintf(cmd, sizeof(cmd),
+	         "SDL_RENDER_DRIVER=software xvfb-run -a -s '-screen 0 1024x768x24' '%s' -q view --model '%s' --source '%s' "
+	         "--device %s --imgsz %d --conf 0.725 --frames 2 --keys f --screenshot %s/full.png --project %s/runs",
+	         argv[1], model, video, argv[2], IMGSZ, tmp, tmp);
+	CHECK(vt_sh(cmd) == 0);
+	snprintf(path, sizeof(path), "%s/full.png", tmp);
+	CHECK(nn_image_load(path, &shot) == 0);
+	printf("fullscreen screenshot %ux%u\n", shot->w, shot->h);
+	CHECK(shot->w == 1024 && shot->h == 768);
+	double bar_top = region_mean(shot, 0, 0, 1024, 44), bar_bottom = region_mean(shot, 0, 724, 1024, 768);
+	double video_band = region_mean(shot, 0, 300, 1024, 700), left = region_mean(shot, 0, 300, 8, 700);
+	printf("bars: top %.2f bottom %.2f; video band %.1f, its left edge %.1f\n", bar_top, bar_bottom, video_band, left);
+	CHECK(bar_top < 1.0 && bar_bottom < 1.0); // black bars above and below
+	CHECK(video_band > 60 && left > 30);      // the video fills the width (no side bars)
+	nn_image_destroy(&shot);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
 	if (vt_sh(cmd))
 		fprintf(stderr, "could not remove %s\n", tmp);

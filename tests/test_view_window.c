@@ -49,7 +49,7 @@ int main(int argc, char **argv)
 	CHECK(mkdtemp(tmp));
 	snprintf(cmd, sizeof(cmd),
 	         "xvfb-run -a -s '-screen 0 1024x768x24' '%s' -q view --model '%s' --source '%s' --device %s --imgsz %d "
-	         "--conf %g --frames 3 --keys 'h--sh' --screenshot %s/shot.png --save-frames %s/frames --project %s/runs "
+	         "--conf %g --frames 4 --keys 'h--sh' --screenshot %s/shot.png --save-frames %s/frames --project %s/runs "
 	         "> %s/out.txt",
 	         argv[1], model, video, argv[2], IMGSZ, (double)CONF, tmp, tmp, tmp, tmp);
 	int rc = vt_sh(cmd);
@@ -71,7 +71,7 @@ int main(int argc, char **argv)
 	long first = -1;
 	long k = vt_frames(strcat(strcpy(path, tmp), "/frames"), &count, &first);
 	printf("window showed %d frames, the first is frame %ld, the last frame %ld\n", count, first, k);
-	CHECK(count == 3 && k >= 2 && first >= 0);
+	CHECK(count == 4 && k >= 3 && first >= 0);
 
 	// Independent expectation for frame k.
 	struct nn_checkpoint *ck = NULL;
@@ -91,8 +91,9 @@ int main(int argc, char **argv)
 	CHECK(help_shot < 0.75 * help_raw);
 	nn_image_destroy(&shot);
 	nn_image_destroy(&raw);
-	// Two '-' presses: 0.725 - 0.05 - 0.05 in float, as the window subtracts; the last frame was
-	// inferred after both (the frame in flight at the key press is the middle one).
+	// Two '-' presses: 0.725 - 0.05 - 0.05 in float, as the window subtracts; the last (4th)
+	// frame was inferred after both (the keys go in right after the 1st frame is shown, while the
+	// 2nd is in inference; a busy machine may delay them past the start of the 3rd).
 	float conf = CONF;
 	conf = conf - 0.05f;
 	conf = conf - 0.05f;
@@ -168,7 +169,7 @@ int main(int argc, char **argv)
 	// Fullscreen: letterboxed, aspect ratio kept.
 	snprintf(cmd, sizeof(cmd),
 	         "SDL_RENDER_DRIVER=software xvfb-run -a -s '-screen 0 1024x768x24' '%s' -q view --model '%s' --source '%s' "
-	         "--device %s --imgsz %d --conf 0.725 --frames 2 --keys f --screenshot %s/full.png --project %s/runs",
+	         "--device %s --imgsz %d --conf 0.725 --frames 3 --keys f --screenshot %s/full.png --project %s/runs",
 	         argv[1], model, video, argv[2], IMGSZ, tmp, tmp);
 	CHECK(vt_sh(cmd) == 0);
 	snprintf(path, sizeof(path), "%s/full.png", tmp);

@@ -1,6 +1,6 @@
 // The viewer's inference step behind a small interface: one RGB frame in, detections in frame
 // pixels out. The product's detector runs the model on the GPU runner (nn/runner.h); the CPU
-// reference executor is a slow fallback for checking; tests may plug in their own.
+// reference executor is a slow fallback for checking (--device cpu); tests plug in stubs.
 // A detector is created, used and destroyed by one thread (the viewer's inference thread).
 #pragma once
 #include <stdint.h>
@@ -51,8 +51,8 @@ struct view_detector_params {
 };
 
 // The official detect pipeline around a model (borrowed, must outlive the detector): letterbox
-// with minimal stride padding, forward, NMS, scale_boxes, round. -ENOTSUP when the GPU backend is
-// not built in; device errors as logged. On failure p->release is not called.
+// with minimal stride padding, forward, NMS, scale_boxes, round. Device errors as logged. On
+// failure p->release is not called.
 int view_detector_create(const struct nn_model *model, const struct view_detector_params *p,
                          struct view_detector **out);
 

@@ -49,7 +49,7 @@ int main(int argc, char **argv)
 	CHECK(mkdtemp(tmp));
 	snprintf(cmd, sizeof(cmd),
 	         "xvfb-run -a -s '-screen 0 1024x768x24' '%s' -q view --model '%s' --source '%s' --device %s --imgsz %d "
-	         "--conf %g --frames 4 --keys 'h--sh' --screenshot %s/shot.png --save-frames %s/frames --project %s/runs "
+	         "--conf %g --loop --frames 4 --keys 'h--sh' --screenshot %s/shot.png --save-frames %s/frames --project %s/runs "
 	         "> %s/out.txt",
 	         argv[1], model, video, argv[2], IMGSZ, (double)CONF, tmp, tmp, tmp, tmp);
 	int rc = vt_sh(cmd);
@@ -169,7 +169,7 @@ int main(int argc, char **argv)
 	// Fullscreen: letterboxed, aspect ratio kept.
 	snprintf(cmd, sizeof(cmd),
 	         "SDL_RENDER_DRIVER=software xvfb-run -a -s '-screen 0 1024x768x24' '%s' -q view --model '%s' --source '%s' "
-	         "--device %s --imgsz %d --conf 0.725 --frames 3 --keys f --screenshot %s/full.png --project %s/runs",
+	         "--device %s --imgsz %d --conf 0.725 --loop --frames 3 --keys f --screenshot %s/full.png --project %s/runs",
 	         argv[1], model, video, argv[2], IMGSZ, tmp, tmp);
 	CHECK(vt_sh(cmd) == 0);
 	snprintf(path, sizeof(path), "%s/full.png", tmp);

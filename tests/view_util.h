@@ -42,12 +42,13 @@ static inline int vt_sh(const char *cmd)
 	return r == -1 ? -1 : WIFEXITED(r) ? WEXITSTATUS(r) : 128;
 }
 
-// Frame k (0-based) of a video, decoded by the viewer's video source.
+// Frame k (0-based, counting on across loops like `view --loop`) of a video, decoded by the
+// viewer's video source.
 static inline int vt_video_frame(const char *path, int64_t k, struct nn_image **out)
 {
 	struct view_source *s = NULL;
 	struct view_frame_info info;
-	int ret = view_source_open_video(path, &(struct view_source_params){ 0 }, &s);
+	int ret = view_source_open_video(path, &(struct view_source_params){ .loop = true }, &s);
 	for (int64_t i = 0; !ret && i <= k; i++) {
 		nn_image_destroy(out);
 		ret = view_source_read(s, out, &info);

@@ -48,6 +48,13 @@ int nn_loader_create(const struct nn_loader_params *p, struct nn_loader **out);
 void nn_loader_destroy(struct nn_loader **l);
 // Batches per epoch: ceil(images / batch).
 size_t nn_loader_batches(const struct nn_loader *l);
+struct nn_font;
+// Saves the batch as the official train_batch*.jpg: up to 16 images in a grid (scaled to <= 1920
+// px), white background, targets as boxes with class names (font may be NULL: boxes only).
+// -ENOMEM, -EIO, -EINVAL (extension) from nn_image_save.
+int nn_batch_plot(const struct nn_batch *b, const char *const *names, uint32_t n_names,
+		  const struct nn_font *font, const char *path);
+
 // The (h, w) of batch b (S x S unless rect). -EINVAL when b is out of range.
 int nn_loader_batch_shape(const struct nn_loader *l, size_t b, uint32_t *h, uint32_t *w);
 // Starts an epoch (abandoning what is left of the previous one): permutation drawn from

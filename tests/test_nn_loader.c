@@ -5,6 +5,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
+
+#include "image.h"
 
 #include "check.h"
 #include "loader.h"
@@ -181,6 +184,18 @@ static int check_restart_and_errors(const struct nn_dataset_split *split)
 	CHECKF(nn_loader_next(l, &b) < 0, "next before epoch must fail");
 	CHECKF(nn_loader_epoch(l, 4, true) == 0 && nn_loader_next(l, &b) == 0 && b, "epoch 4");
 	memcpy(ref, b->input_u8, bytes);
+	char plot[] = "/tmp/vkyolo_train_batchXXXXXX";
+	int fd = mkstemp(plot);
+	CHECKF(fd >= 0, "mkstemp");
+	close(fd);
+	remove(plot);
+	strcat(plot, ".jpg");
+	CHECKF(nn_batch_plot(b, NULL, 0, NULL, plot) == 0, "plot");
+	struct nn_image *pim = NULL;
+	CHECKF(nn_image_load(plot, &pim) == 0 && pim->w == 2 * IMGSZ && pim->h == 2 * IMGSZ,
+	       "plot: %ux%u, want %dx%d", pim ? pim->w : 0, pim ? pim->h : 0, 2 * IMGSZ, 2 * IMGSZ);
+	nn_image_destroy(&pim);
+	remove(plot);
 	CHECKF(nn_loader_epoch(l, 5, true) == 0 && nn_loader_next(l, &b) == 0 && b, "epoch 5");
 	CHECKF(nn_loader_epoch(l, 4, true) == 0 && nn_loader_next(l, &b) == 0 && b, "epoch 4 again");
 	CHECKF(!memcmp(ref, b->input_u8, bytes), "restarted epoch differs");

@@ -184,12 +184,10 @@ static int check_restart_and_errors(const struct nn_dataset_split *split)
 	CHECKF(nn_loader_next(l, &b) < 0, "next before epoch must fail");
 	CHECKF(nn_loader_epoch(l, 4, true) == 0 && nn_loader_next(l, &b) == 0 && b, "epoch 4");
 	memcpy(ref, b->input_u8, bytes);
-	char plot[] = "/tmp/vkyolo_train_batchXXXXXX";
-	int fd = mkstemp(plot);
-	CHECKF(fd >= 0, "mkstemp");
+	char plot[64] = "/tmp/vkyolo_train_batchXXXXXX.jpg";
+	int fd = mkstemps(plot, 4);
+	CHECKF(fd >= 0, "mkstemps");
 	close(fd);
-	remove(plot);
-	strcat(plot, ".jpg");
 	CHECKF(nn_batch_plot(b, NULL, 0, NULL, plot) == 0, "plot");
 	struct nn_image *pim = NULL;
 	CHECKF(nn_image_load(plot, &pim) == 0 && pim->w == 2 * IMGSZ && pim->h == 2 * IMGSZ,

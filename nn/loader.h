@@ -58,7 +58,8 @@ int nn_batch_plot(const struct nn_batch *b, const char *const *names, uint32_t n
 // The (h, w) of batch b (S x S unless rect). -EINVAL when b is out of range.
 int nn_loader_batch_shape(const struct nn_loader *l, size_t b, uint32_t *h, uint32_t *w);
 // Starts an epoch (abandoning what is left of the previous one): permutation drawn from
-// (seed, epoch), workers start prefetching. mosaic false = the close_mosaic epochs.
+// (seed, epoch), workers start prefetching. mosaic false = the close_mosaic epochs (official:
+// mosaic = epoch < epochs - close_mosaic when close_mosaic > 0).
 int nn_loader_epoch(struct nn_loader *l, uint32_t epoch, bool mosaic);
 // The next batch of the epoch, or *out = NULL when the epoch is over. Errors of a sample (image
 // unreadable: -EIO / -ENOENT / -EINVAL, -ENOMEM) are returned for the batch holding it.

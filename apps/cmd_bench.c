@@ -43,26 +43,6 @@ static double percentile(const double *sorted, uint32_t n, double p)
 	return sorted[lo] + (sorted[hi] - sorted[lo]) * (idx - lo);
 }
 
-// 2 x multiply-adds of the convolutions (the usual FLOP count of detectors) for one forward.
-static double model_flops(const struct nn_model *m, uint32_t n, uint32_t h, uint32_t w)
-{
-	struct nn_shape *s = calloc(m->n_tensors, sizeof(*s));
-	double flops = 0;
-	if (!s || nn_model_shapes(m, h, w, s)) {
-		free(s);
-		return 0;
-	}
-	for (uint32_t i = 0; i < m->n_ops; i++) {
-		const struct nn_op *op = &m->ops[i];
-		if (op->kind != NN_OP_CONV)
-			continue;
-		const struct nn_shape *y = &s[op->y.tensor];
-		flops += 2.0 * n * op->y.c * y->h * y->w * (op->x.c / op->groups) * op->k * op->k;
-	}
-	free(s);
-	return flops;
-}
-
 static int parse(int argc, char **argv, struct bench_opts *o)
 {
 	*o = (struct bench_opts){ .img_h = 640, .img_w = 640, .batch = 1, .iters = 100, .warmup = 10 };
@@ -194,7 +174,9 @@ int cmd_bench(int argc, char **argv)
 	app_measure_peak_gflops(dev, &peak);
 	qsort(lat, o.iters, sizeof(double), cmp_double);
 	double med = percentile(lat, o.iters, 0.5), p10 = percentile(lat, o.iters, 0.1), p90 = percentile(lat, o.iters, 0.9);
-	double flops = model_flops(m, o.batch, o.img_h, o.img_w), gflops = flops / (med * 1e6);
+	struct nn_runner_stats st;
+	nn_runner_stats(r, &st);
+	double flops = st.gflop * 1e9, gflops = flops / (med * 1e6);
 	const struct gpu_device_info *info = gpu_device_info(dev);
 	if (o.json) {
 		printf("{\"device\": \"%s\", \"driver\": \"%s %s\", \"model\": \"%s\", \"batch\": %u, \"imgsz\": [%u, %u], "
@@ -204,7 +186,7 @@ int cmd_bench(int argc, char **argv)
 		       "\"share_of_peak\": %.4f, \"dispatches\": %u, \"device_memory_mb\": %.1f",
 		       info->name, info->driver_name, info->driver_info, o.model, o.batch, o.img_h, o.img_w, o.iters, t_load,
 		       t_setup, t_warm, med, p10, p90, lat[0], med / o.batch, 1000.0 * o.batch / med, flops / 1e9, gflops, peak,
-		       peak > 0 ? gflops / peak : 0, nn_runner_dispatch_count(r), gpu_device_memory_peak(dev) / 1048576.0);
+		       peak > 0 ? gflops / peak : 0, st.dispatches, gpu_device_memory_peak(dev) / 1048576.0);
 		if (o.per_layer) {
 			printf(", \"layers\": [");
 			for (uint32_t i = 0; i < n_layers; i++)
@@ -216,7 +198,7 @@ int cmd_bench(int argc, char **argv)
 	} else {
 		printf("device      %s (%s %s)\n", info->name, info->driver_name, info->driver_info);
 		printf("model       %s, batch %u, %ux%u, fp32, %u dispatches per forward\n", o.model, o.batch, o.img_h,
-		       o.img_w, nn_runner_dispatch_count(r));
+		       o.img_w, st.dispatches);
 		printf("setup       load %.1f ms, pipelines + upload + record %.1f ms, %u warm-up runs %.1f ms\n", t_load,
 		       t_setup, o.warmup, t_warm);
 		printf("latency     median %.2f ms, p10 %.2f, p90 %.2f, min %.2f (%u runs, upload + forward + download)\n",
@@ -227,7 +209,9 @@ int cmd_bench(int argc, char **argv)
 			printf(" = %.1f%% of the measured fp32 peak %.1f GFLOP/s\n", 100 * gflops / peak, peak);
 		else
 			printf("\n");
-		printf("memory      %.1f MiB of device memory at peak\n", gpu_device_memory_peak(dev) / 1048576.0);
+		printf("memory      %.1f MiB of device memory at peak (weights %.1f MiB, activations %.1f MiB planned,"
+		       " %.1f MiB without reuse)\n", gpu_device_memory_peak(dev) / 1048576.0, st.weight_bytes / 1048576.0,
+		       st.activation_bytes / 1048576.0, st.activation_naive_bytes / 1048576.0);
 		if (o.per_layer) {
 			double sum = 0;
 			for (uint32_t i = 0; i < n_layers; i++)

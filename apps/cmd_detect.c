@@ -173,6 +173,7 @@ struct detect_ctx {
 	struct nn_checkpoint *ck;
 	struct nn_model *model;
 	struct nn_runner *runners[RUNNER_CACHE];
+	struct nn_runner_params runner_params[RUNNER_CACHE];
 	uint32_t runner_next;
 	struct nn_font *font;
 	struct nn_coco_json *json;
@@ -186,16 +187,17 @@ struct detect_ctx {
 static int get_runner(struct detect_ctx *c, uint32_t n, uint32_t h, uint32_t w, struct nn_runner **out)
 {
 	for (int i = 0; i < RUNNER_CACHE; i++) {
-		const struct nn_runner_params *p = c->runners[i] ? nn_runner_params(c->runners[i]) : NULL;
-		if (p && p->n == n && p->h == h && p->w == w) {
+		const struct nn_runner_params *p = &c->runner_params[i];
+		if (c->runners[i] && p->n == n && p->h == h && p->w == w) {
 			*out = c->runners[i];
 			return 0;
 		}
 	}
-	struct nn_runner **slot = &c->runners[c->runner_next++ % RUNNER_CACHE];
-	nn_runner_destroy(slot);
-	int ret = nn_runner_create(c->dev, c->model, &(struct nn_runner_params){ .n = n, .h = h, .w = w }, slot);
-	*out = *slot;
+	uint32_t slot = c->runner_next++ % RUNNER_CACHE;
+	nn_runner_destroy(&c->runners[slot]);
+	c->runner_params[slot] = (struct nn_runner_params){ .n = n, .h = h, .w = w };
+	int ret = nn_runner_create(c->dev, c->model, &c->runner_params[slot], &c->runners[slot]);
+	*out = c->runners[slot];
 	return ret;
 }
 
@@ -230,13 +232,11 @@ static int finish_image(struct detect_ctx *c, const char *path, const char *stem
 	if ((ret = nn_nms(pred, c->model->nc, anchors, &np, &d, &n)))
 		return ret;
 	uint32_t img_w = img ? img->w : in_w, img_h = img ? img->h : in_h;
-	if (img)
-		nn_scale_boxes(in_w, in_h, img_w, img_h, d, n);
+	nn_scale_boxes(in_w, in_h, img_w, img_h, d, n); // for tensor input: a clip to the tensor
 	c->t_nms += app_now_ms() - t0;
 	if (c->json && (ret = nn_coco_json_add(c->json, path, d, n)))
 		goto done;
-	if (img)
-		nn_round_boxes(d, n);
+	nn_round_boxes(d, n);
 	char what[1024], file[4096];
 	describe(c, d, n, what, sizeof(what));
 	printf("image %u/%u %s: %ux%u %s%.1fms\n", index + 1, total, path, in_w, in_h, what, ms_inf);

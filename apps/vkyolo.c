@@ -11,8 +11,11 @@ struct subcommand {
 };
 
 static const struct subcommand subcommands[] = {
+	{ "detect", cmd_detect, "detect objects in images (official pre/post-processing)" },
+	{ "bench", cmd_bench, "measure inference latency, throughput and GPU time per layer" },
 	{ "devices", cmd_devices, "list Vulkan devices and their capabilities" },
 	{ "val", cmd_val, "evaluate detections on a dataset (mAP50, mAP50-95, per class)" },
+	{ "view", cmd_view, "live detection on a webcam, video or slideshow (SDL2 window or --headless)" },
 	{ "convert", cmd_convert, "convert a .pt checkpoint to safetensors (--deploy: drop the PGI branch)" },
 };
 

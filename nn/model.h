@@ -166,9 +166,19 @@ struct nn_ref_outputs {
 	// [N, C, H, W] with C, H, W in layer_shape[same index]; NULL past the layer's n_out (owned).
 	float **layer;
 	struct nn_shape *layer_shape;
+	// Set by the caller before the call: BatchNorm normalises with the batch's own statistics (mean
+	// and biased variance over N, H, W: PyTorch training mode) instead of the running statistics.
+	// Only meaningful for unfused models (fused ones have no BN left).
+	bool train_bn;
+	// Set by the caller before the call: also return the raw head maps (the training-mode outputs):
+	// head[set][l] = [N, 4 * reg_max + nc, H_l, W_l] of level l, set < m->n_head_sets (DualDDetect:
+	// set 0 = auxiliary cv2/cv3, set 1 = main cv4/cv5), shape in head_shape (owned).
+	bool keep_heads;
+	float *head[2][NN_DETECT_MAX_LEVELS];
+	struct nn_shape head_shape[2][NN_DETECT_MAX_LEVELS];
 };
 // input: [n, 3, h, w] f32. -ENOMEM, -EINVAL (shapes).
 int nn_model_forward_ref(const struct nn_model *m, uint32_t n, uint32_t h, uint32_t w, const float *input,
                          struct nn_ref_outputs *out);
-// Frees what nn_model_forward_ref allocated in out (keeps keep_layers).
+// Frees what nn_model_forward_ref allocated in out (keeps the caller's flags).
 void nn_ref_outputs_finish(struct nn_ref_outputs *out);

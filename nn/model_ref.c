@@ -126,23 +126,45 @@ int nn_model_shapes(const struct nn_model *m, uint32_t h, uint32_t w, struct nn_
 	return 0;
 }
 
+// Training-mode BatchNorm statistics of channel c of the conv output (PyTorch normalises with the
+// batch mean and the biased variance over N, H, W), accumulated in double.
+static void batch_stats(const float *y0, size_t n_stride, uint32_t n, size_t hw, float *mean, float *var)
+{
+	double s = 0.0, ss = 0.0;
+	for (uint32_t i = 0; i < n; i++)
+		for (size_t j = 0; j < hw; j++)
+			s += y0[i * n_stride + j];
+	double mu = s / ((double)n * hw);
+	for (uint32_t i = 0; i < n; i++)
+		for (size_t j = 0; j < hw; j++) {
+			double dv = y0[i * n_stride + j] - mu;
+			ss += dv * dv;
+		}
+	*mean = (float)mu;
+	*var = (float)(ss / ((double)n * hw));
+}
+
 // y[:, slice] = bn(y[:, slice]) before the activation: the unfused Conv -> BN -> act order. Runs the
-// conv without activation/residual, applies BN, then the activation and residual.
-static void run_conv_bn(const struct nn_op *op, const struct nn_conv2d_desc *d0, float *const *buf)
+// conv without activation/residual, applies BN (running or, with train_bn, batch statistics), then
+// the activation and residual.
+static void run_conv_bn(const struct nn_op *op, const struct nn_conv2d_desc *d0, bool train_bn, float *const *buf)
 {
 	struct nn_conv2d_desc d = *d0;
 	d.act = NN_ACT_NONE;
 	nn_conv2d_forward_ref(&d, buf[op->x.tensor], op->w, op->b, NULL, buf[op->y.tensor]);
 	size_t hw = (size_t)nn_conv2d_out_h(&d) * nn_conv2d_out_w(&d);
 	uint32_t yct = d.y_c_total, rct = d.r_c_total;
-	for (uint32_t n = 0; n < d.n; n++)
-		for (uint32_t c = 0; c < d.c_out; c++) {
+	for (uint32_t c = 0; c < d.c_out; c++) {
+		float mean = op->bn.mean[c], var = op->bn.var[c];
+		if (train_bn)
+			batch_stats(buf[op->y.tensor] + (d.y_c_off + c) * hw, (size_t)yct * hw, d.n, hw, &mean, &var);
+		float inv = 1.0f / sqrtf(var + op->bn.eps);
+		for (uint32_t n = 0; n < d.n; n++) {
 			float *y = buf[op->y.tensor] + ((size_t)n * yct + d.y_c_off + c) * hw;
 			const float *r = op->r.tensor == NN_NO_TENSOR ? NULL
 			                 : buf[op->r.tensor] + ((size_t)n * rct + d.r_c_off + c) * hw;
-			float inv = 1.0f / sqrtf(op->bn.var[c] + op->bn.eps);
 			for (size_t i = 0; i < hw; i++) {
-				float v = (y[i] - op->bn.mean[c]) * inv * op->bn.gamma[c] + op->bn.beta[c];
+				float v = (y[i] - mean) * inv * op->bn.gamma[c] + op->bn.beta[c];
 				if (r && op->res_before_act)
 					v += r[i];
 				v = nn_act_apply(op->act, v);
@@ -151,17 +173,18 @@ static void run_conv_bn(const struct nn_op *op, const struct nn_conv2d_desc *d0,
 				y[i] = v;
 			}
 		}
+	}
 }
 
 static void run_op(const struct nn_model *m, const struct nn_op *op, const struct nn_shape *s, uint32_t n,
-                   float *const *buf)
+                   bool train_bn, float *const *buf)
 {
 	switch (op->kind) {
 	case NN_OP_CONV: {
 		struct nn_conv2d_desc d;
 		nn_op_conv_desc(op, s, n, &d);
 		if (op->bn.gamma)
-			run_conv_bn(op, &d, buf);
+			run_conv_bn(op, &d, train_bn, buf);
 		else
 			nn_conv2d_forward_ref(&d, buf[op->x.tensor], op->w, op->b,
 			                      op->r.tensor == NN_NO_TENSOR ? NULL : buf[op->r.tensor], buf[op->y.tensor]);
@@ -228,23 +251,31 @@ static int keep_layers(const struct nn_model *m, const struct nn_shape *s, uint3
 	return 0;
 }
 
+// Clears out but keeps the flags the caller set before the call.
+static void reset_outputs(struct nn_ref_outputs *out)
+{
+	bool keep = out->keep_layers, train_bn = out->train_bn, heads = out->keep_heads;
+	memset(out, 0, sizeof(*out));
+	out->keep_layers = keep, out->train_bn = train_bn, out->keep_heads = heads;
+}
+
 void nn_ref_outputs_finish(struct nn_ref_outputs *out)
 {
 	free(out->output), free(out->output_aux);
 	for (size_t i = 0; out->layer && i < (size_t)out->n_layers * NN_LAYER_MAX_OUTS; i++)
 		free(out->layer[i]);
 	free(out->layer), free(out->layer_shape);
-	bool keep = out->keep_layers;
-	memset(out, 0, sizeof(*out));
-	out->keep_layers = keep;
+	for (uint32_t set = 0; set < 2; set++)
+		for (uint32_t l = 0; l < NN_DETECT_MAX_LEVELS; l++)
+			free(out->head[set][l]);
+	reset_outputs(out);
 }
 
 int nn_model_forward_ref(const struct nn_model *m, uint32_t n, uint32_t h, uint32_t w, const float *input,
                          struct nn_ref_outputs *out)
 {
 	bool keep = out->keep_layers;
-	memset(out, 0, sizeof(*out));
-	out->keep_layers = keep;
+	reset_outputs(out);
 	struct nn_shape *s = calloc(m->n_tensors, sizeof(*s));
 	float **buf = calloc(m->n_tensors, sizeof(float *));
 	int ret = -ENOMEM;
@@ -262,12 +293,18 @@ int nn_model_forward_ref(const struct nn_model *m, uint32_t n, uint32_t h, uint3
 		}
 	}
 	for (uint32_t i = 0; i < m->n_ops; i++)
-		run_op(m, &m->ops[i], s, n, buf);
+		run_op(m, &m->ops[i], s, n, out->train_bn, buf);
 	out->n = n;
 	out->rows = 4 + m->nc;
 	out->a = s[m->output].w;
 	if (keep && (ret = keep_layers(m, s, n, buf, out)))
 		goto fail;
+	for (uint32_t set = 0; out->keep_heads && set < m->n_head_sets; set++)
+		for (uint32_t l = 0; l < m->nl; l++) {
+			uint32_t t = m->head_map[set][l];
+			out->head_shape[set][l] = s[t];
+			out->head[set][l] = buf[t], buf[t] = NULL;
+		}
 	out->output = buf[m->output], buf[m->output] = NULL;
 	if (m->output_aux != NN_NO_TENSOR)
 		out->output_aux = buf[m->output_aux], buf[m->output_aux] = NULL;

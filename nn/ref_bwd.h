@@ -21,7 +21,8 @@ float nn_act_grad(enum nn_act act, float u);
 void nn_act_backward_ref(enum nn_act act, uint64_t count, const float *u, const float *dy, float *du);
 
 // Gradient through the activation and residual of the conv op d. pre: [n, c_out, h_out, w_out] the
-// pre-activation values (conv + bias [+ r if res_before_act], after BN for BN ops); dy: y slice;
+// pre-activation values (conv + bias [+ r if res_before_act], after BN for BN ops; may be NULL when
+// act is NN_ACT_NONE); dy: y slice;
 // du: dense [n, c_out, h_out, w_out] output; dr: r slice (+=), may be NULL when there is no residual.
 void nn_conv2d_act_backward_ref(const struct nn_conv2d_desc *d, const float *pre, const float *dy, float *du,
                                 float *dr);

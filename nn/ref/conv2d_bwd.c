@@ -48,11 +48,11 @@ void nn_conv2d_act_backward_ref(const struct nn_conv2d_desc *d, const float *pre
 		for (uint32_t c = 0; c < d->c_out; c++) {
 			// all [h_out, w_out]
 			const float *g = dy + ((size_t)n * yct + d->y_c_off + c) * hw;
-			const float *u = pre + ((size_t)n * d->c_out + c) * hw;
+			const float *u = pre ? pre + ((size_t)n * d->c_out + c) * hw : NULL;
 			float *o = du + ((size_t)n * d->c_out + c) * hw;
 			float *r = dr ? dr + ((size_t)n * rct + d->r_c_off + c) * hw : NULL;
 			for (size_t i = 0; i < hw; i++) {
-				float v = g[i] * nn_act_grad(d->act, u[i]);
+				float v = u ? g[i] * nn_act_grad(d->act, u[i]) : g[i];
 				if (r)
 					r[i] += d->res_before_act ? v : g[i];
 				o[i] = v;

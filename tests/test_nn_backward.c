@@ -1,0 +1,302 @@
+// Golden test of the CPU reference backward pass (nn/model_bwd.h) against the official gradients:
+//   test_nn_backward <model>   shared/oracle/<model>_init.pt, unfused, training-mode forward (batch
+//   statistics) on the batch of <model>_train_step.safetensors, official TAL loss and its gradient,
+//   backward through the whole graph; every grad.<param> and every after.<BN buffer> compared.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "check.h"
+#include "checkpoint.h"
+#include "log.h"
+#include "loss.h"
+#include "model_bwd.h"
+#include "safetensors.h"
+
+// Gradients. Our fp32 forward differs from PyTorch's by ~1e-5 relative (summation order), and the
+// gradients are far less well conditioned than the forward: moving our own input by one ulp moves our
+// own gradients by up to 2e-3 relative per tensor (gelan-t; measured). Max pooling adds discrete jumps:
+// a window whose runner-up is within ~1e-5 of its maximum (thousands in yolov9-c-quarter's ADown
+// pools, counted below) may pick another arg-max than PyTorch, which moves gradient between positions
+// and changes the pooled channels upstream by up to ~10% (the worst tensors are exactly those).
+// Measured against the oracle: worst tensor 4e-3 (gelan-t) and 2e-2 (yolov9-c-quarter), all
+// parameters 2.4e-3 / 4.5e-3, head final convs <= 4.4e-4. A wrong index, a missing path or a dropped
+// BatchNorm-statistics term gives O(1) errors in the tensors it touches.
+#define GRAD_RTOL 5e-2        // per tensor, relative L2
+#define GRAD_GLOBAL_RTOL 1e-2 // all parameters together
+#define HEAD_RTOL 1e-3        // the head's final 1x1 convs: d loss / d head maps summed, no pool upstream
+// Tensors whose reference is ~0 (biases right before a BatchNorm: exactly 0 in exact arithmetic) are
+// compared absolutely against the global gradient norm.
+#define GRAD_ATOL_OF_NORM 1e-6
+// BN running stats: 0.97 * old + 0.03 * batch statistic, so forward noise (~1e-5) shrinks to ~3e-7.
+#define BUF_RTOL 1e-5
+#define BUF_ATOL 1e-6
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+struct row {
+	const char *name;
+	double err, ref, rel;
+	bool ok, head;
+};
+
+// Whether `name` is a parameter of one of the detect layer's plain (bare) 1x1 convs.
+static bool is_head_final(const struct nn_model *m, const char *name)
+{
+	for (uint32_t i = 0; i < m->n_ops; i++) {
+		const struct nn_op *op = &m->ops[i];
+		size_t k = strlen(op->name);
+		if (op->kind == NN_OP_CONV && op->bare && op->layer + 1 == m->n_layers && !strncmp(name, op->name, k) &&
+		    (!strcmp(name + k, ".weight") || !strcmp(name + k, ".bias")))
+			return true;
+	}
+	return false;
+}
+
+static int by_rel_desc(const void *a, const void *b)
+{
+	double x = ((const struct row *)a)->rel, y = ((const struct row *)b)->rel;
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+// Every oracle tensor `<tag><name>` against ours `<name>` in got.
+static int compare_grads(const struct nn_model *m, const struct nn_tensor_map *ref, const struct nn_tensor_map *got)
+{
+	size_t n_ref = 0, n = 0;
+	double norm2 = 0.0;
+	for (size_t i = 0; i < ref->count; i++)
+		if (!strncmp(ref->items[i].name, "grad.", 5)) {
+			n_ref++;
+			for (int64_t k = 0; k < nn_tensor_numel(&ref->items[i]); k++)
+				norm2 += (double)nn_tensor_get_f32(&ref->items[i], k) * nn_tensor_get_f32(&ref->items[i], k);
+		}
+	struct row *rows = calloc(n_ref + 1, sizeof(*rows));
+	CHECK(rows);
+	double gnorm = sqrt(norm2), e2_all = 0.0, head_worst = 0.0;
+	int fails = 0;
+	for (size_t i = 0; i < ref->count; i++) {
+		const struct nn_tensor *w = &ref->items[i];
+		if (strncmp(w->name, "grad.", 5))
+			continue;
+		const struct nn_tensor *t = nn_tensor_map_find(got, w->name + 5);
+		struct row *r = &rows[n++];
+		r->name = w->name + 5;
+		if (!t || nn_tensor_numel(t) != nn_tensor_numel(w)) {
+			printf("FAIL %s: %s\n", w->name, t ? "size differs" : "no such gradient");
+			r->rel = INFINITY;
+			fails++;
+			continue;
+		}
+		double e2 = 0.0, r2 = 0.0;
+		for (int64_t k = 0; k < nn_tensor_numel(w); k++) {
+			double a = nn_tensor_get_f32(t, k), b = nn_tensor_get_f32(w, k);
+			e2 += (a - b) * (a - b), r2 += b * b;
+		}
+		r->err = sqrt(e2), r->ref = sqrt(r2), r->rel = r->ref > 0 ? r->err / r->ref : r->err;
+		r->head = is_head_final(m, r->name);
+		r->ok = r->err <= (r->head ? HEAD_RTOL : GRAD_RTOL) * r->ref || r->err <= GRAD_ATOL_OF_NORM * gnorm;
+		fails += !r->ok;
+		e2_all += e2;
+		if (r->head)
+			head_worst = fmax(head_worst, r->rel);
+	}
+	size_t n_ours = 0;
+	for (size_t i = 0; i < got->count; i++)
+		n_ours++;
+	if (n_ours != n_ref) {
+		printf("FAIL we have %zu gradients, the oracle %zu\n", n_ours, n_ref);
+		fails++;
+	}
+	if (getenv("VKYOLO_TEST_VERBOSE")) // every tensor in model order
+		for (size_t i = 0; i < n; i++)
+			printf("  %s %-44s rel %.3g (|err| %.3g, |ref| %.3g)\n", rows[i].ok ? "ok  " : "FAIL", rows[i].name,
+			       rows[i].rel, rows[i].err, rows[i].ref);
+	qsort(rows, n, sizeof(*rows), by_rel_desc);
+	printf("gradients: %zu tensors, global norm %.6g; worst relative L2 errors:\n", n, gnorm);
+	for (size_t i = 0; i < n && i < 8; i++)
+		printf("  %s %-44s rel %.3g (|err| %.3g, |ref| %.3g)\n", rows[i].ok ? "ok  " : "FAIL", rows[i].name,
+		       rows[i].rel, rows[i].err, rows[i].ref);
+	double global = sqrt(e2_all) / gnorm;
+	bool global_ok = global <= GRAD_GLOBAL_RTOL;
+	printf("%s gradients: %d of %zu tensors off; all parameters: relative L2 error %.3g; head final convs: worst "
+	       "%.3g; median tensor %.3g\n", fails || !global_ok ? "FAIL" : "ok  ", fails, n, global, head_worst,
+	       rows[n / 2].rel);
+	fails += !global_ok;
+	free(rows);
+	return fails;
+}
+
+// after.<name> (BN running mean/var after the step) against the model's updated buffers.
+static int compare_buffers(const struct nn_tensor_map *ref, const struct nn_tensor_map *state)
+{
+	size_t n = 0;
+	int fails = 0;
+	double worst = -1, worst_got = 0, worst_want = 0;
+	const char *worst_name = "";
+	for (size_t i = 0; i < ref->count; i++) {
+		const struct nn_tensor *w = &ref->items[i];
+		if (strncmp(w->name, "after.", 6))
+			continue;
+		n++;
+		const struct nn_tensor *t = nn_tensor_map_find(state, w->name + 6);
+		if (!t || nn_tensor_numel(t) != nn_tensor_numel(w)) {
+			printf("FAIL %s: %s\n", w->name, t ? "size differs" : "no such buffer");
+			fails++;
+			continue;
+		}
+		for (int64_t k = 0; k < nn_tensor_numel(w); k++) {
+			double a = nn_tensor_get_f32(t, k), b = nn_tensor_get_f32(w, k);
+			double excess = fabs(a - b) - (BUF_ATOL + BUF_RTOL * fabs(b));
+			if (excess > worst)
+				worst = excess, worst_got = a, worst_want = b, worst_name = w->name;
+			fails += excess > 0;
+		}
+	}
+	printf("%s BN buffers: %zu tensors, %d entries off; worst %s got %.8g want %.8g\n", fails ? "FAIL" : "ok  ", n,
+	       fails, worst_name, worst_got, worst_want);
+	return fails || n == 0;
+}
+
+// Max-pool windows (over all max-pool ops, batch and channels) whose maximum exceeds the next distinct
+// value by at most rel * |max| (exact ties are broken the same way as PyTorch); rel < 0 counts all.
+static size_t near_ties(const struct nn_model *m, const struct nn_ref_outputs *fw, double rel)
+{
+	size_t count = 0;
+	for (uint32_t i = 0; i < m->n_ops; i++) {
+		if (m->ops[i].kind != NN_OP_MAXPOOL)
+			continue;
+		struct nn_pool2d_desc d;
+		nn_op_pool_desc(&m->ops[i], fw->shape, fw->n, &d);
+		int ho = (int)nn_pool_out_size(d.h_in, d.k, d.stride, d.pad), wo = (int)nn_pool_out_size(d.w_in, d.k, d.stride, d.pad);
+		for (uint32_t n = 0; n < d.n; n++)
+			for (uint32_t c = 0; c < d.c; c++) {
+				const float *xp = fw->act[m->ops[i].x.tensor] + ((size_t)n * d.x_c_total + d.x_c_off + c) * d.h_in * d.w_in;
+				for (int oh = 0; oh < ho; oh++)
+					for (int ow = 0; ow < wo; ow++) {
+						float b1 = -INFINITY, b2 = -INFINITY;
+						for (int a = 0; a < (int)d.k; a++)
+							for (int b = 0; b < (int)d.k; b++) {
+								int ih = oh * (int)d.stride + a - (int)d.pad, iw = ow * (int)d.stride + b - (int)d.pad;
+								if (ih < 0 || iw < 0 || ih >= (int)d.h_in || iw >= (int)d.w_in)
+									continue;
+								float v = xp[(size_t)ih * d.w_in + iw];
+								if (v > b1) // b2: the best value strictly below the maximum
+									b2 = b1, b1 = v;
+								else if (v < b1 && v > b2)
+									b2 = v;
+							}
+						count += rel < 0 || b1 - b2 <= rel * fabs(b1);
+					}
+			}
+	}
+	return count;
+}
+
+static int run(const char *model)
+{
+	char path[512];
+	struct nn_checkpoint *ck = NULL;
+	struct nn_tensor_map *ref = NULL, *got = NULL, *state = NULL;
+	struct nn_model *m = NULL;
+	struct nn_model_grads *g = NULL;
+	struct nn_ref_outputs fw = {.train_bn = true, .keep_heads = true, .keep_train = true};
+	float *x = NULL, *dmaps[2 * NN_DETECT_MAX_LEVELS] = {0};
+	int fails = 1;
+	snprintf(path, sizeof(path), "%s/oracle/%s_train_step.safetensors", test_shared_dir(), model);
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		printf("skip: %s not found (set VKYOLO_SHARED)\n", path);
+		return 77;
+	}
+	fclose(f);
+	CHECK(nn_safetensors_read(path, &ref) == 0);
+	const struct nn_tensor *in = nn_tensor_map_find(ref, "input_u8"), *tg = nn_tensor_map_find(ref, "targets");
+	CHECK(in && in->ndim == 4 && in->dtype == NN_DTYPE_U8 && in->shape[1] == 3);
+	CHECK(tg && tg->ndim == 2 && tg->shape[1] == 6 && tg->dtype == NN_DTYPE_F32);
+	uint32_t n = (uint32_t)in->shape[0], h = (uint32_t)in->shape[2], w = (uint32_t)in->shape[3];
+	size_t cnt = (size_t)nn_tensor_numel(in);
+	CHECK((x = malloc(cnt * sizeof(float))));
+	for (size_t i = 0; i < cnt; i++)
+		x[i] = (float)((const uint8_t *)in->data)[i] / 255.0f;
+	snprintf(path, sizeof(path), "%s/oracle/%s_init.pt", test_shared_dir(), model);
+	if (nn_checkpoint_load(path, &ck) || !ck->arch) {
+		printf("FAIL loading %s\n", path);
+		goto done;
+	}
+	struct nn_model_params p = {.fuse = false, .names = ck->names};
+	if (nn_model_create(ck->arch, ck->state, &p, &m) || nn_model_grads_create(m, &g)) {
+		printf("FAIL building %s\n", model);
+		goto done;
+	}
+	double t0 = now_s();
+	if (nn_model_forward_ref(m, n, h, w, x, &fw)) {
+		printf("FAIL training-mode forward\n");
+		goto done;
+	}
+	double t_fw = now_s() - t0;
+	struct nn_loss_desc d = {.n = n, .nc = m->nc, .reg_max = m->reg_max, .nl = m->nl};
+	const float *maps[2 * NN_DETECT_MAX_LEVELS];
+	for (uint32_t s = 0; s < m->n_head_sets; s++)
+		for (uint32_t l = 0; l < m->nl; l++) {
+			struct nn_shape hs = fw.head_shape[s][l];
+			d.h[l] = hs.h, d.w[l] = hs.w, d.stride[l] = m->stride[l];
+			maps[s * m->nl + l] = fw.head[s][l];
+			if (!(dmaps[s * m->nl + l] = malloc((size_t)n * hs.c * hs.h * hs.w * sizeof(float))))
+				goto done;
+		}
+	struct nn_loss_out lo = {.grad = dmaps};
+	int ret = m->n_head_sets == 2 ? nn_loss_tal_dual(&d, maps, tg->data, (uint32_t)tg->shape[0], &lo)
+	                              : nn_loss_tal(&d, maps, tg->data, (uint32_t)tg->shape[0], &lo);
+	const struct nn_tensor *wl = nn_tensor_map_find(ref, "loss");
+	if (ret || !wl) {
+		printf("FAIL loss: %d\n", ret);
+		goto done;
+	}
+	printf("%s: loss %.6f (oracle %.6f)\n", model, lo.loss, *(const float *)wl->data);
+	t0 = now_s();
+	if (nn_model_backward_ref(m, &fw, (const float *const *)dmaps, g)) {
+		printf("FAIL backward\n");
+		goto done;
+	}
+	printf("%s %ux%ux%u: training forward %.1f s, backward %.1f s\n", model, n, h, w, t_fw, now_s() - t0);
+	if (nn_tensor_map_create(&got) || nn_model_grads_export(m, g, "", got) || nn_model_bn_update_ref(m, &fw, 0.03f) ||
+	    nn_tensor_map_create(&state) || nn_model_export_state(m, state)) {
+		printf("FAIL export\n");
+		goto done;
+	}
+	printf("max-pool windows with a runner-up within 1e-5 relative (arg-max may differ from PyTorch's): "
+	       "%zu of %zu\n", near_ties(m, &fw, 1e-5), near_ties(m, &fw, -1));
+	fails = compare_grads(m, ref, got);
+	fails += compare_buffers(ref, state);
+done:
+	for (uint32_t i = 0; i < 2 * NN_DETECT_MAX_LEVELS; i++)
+		free(dmaps[i]);
+	nn_ref_outputs_finish(&fw);
+	nn_model_grads_destroy(&g);
+	nn_model_destroy(&m);
+	nn_checkpoint_destroy(&ck);
+	nn_tensor_map_destroy(&ref);
+	nn_tensor_map_destroy(&got);
+	nn_tensor_map_destroy(&state);
+	free(x);
+	return fails ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	gpu_log_init(GPU_LOG_WARN, NULL, NULL);
+	if (argc < 2) {
+		printf("usage: test_nn_backward <model>\n");
+		return 1;
+	}
+	int ret = run(argv[1]);
+	printf(ret == 0 ? "all passed\n" : ret == 77 ? "skipped\n" : "FAILED\n");
+	return ret;
+}

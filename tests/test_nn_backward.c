@@ -1,4 +1,6 @@
-// Golden test of the CPU reference backward pass (nn/model_bwd.h) against the official gradients:
+// The CPU reference backward pass (nn/model_bwd.h):
+//   test_nn_backward fd <model>  against central differences of our own forward (see run_fd).
+// and, golden, against the official gradients:
 //   test_nn_backward <model>   shared/oracle/<model>_init.pt, unfused, training-mode forward (batch
 //   statistics) on the batch of <model>_train_step.safetensors, official TAL loss and its gradient,
 //   backward through the whole graph; every grad.<param> and every after.<BN buffer> compared.
@@ -289,14 +291,176 @@ done:
 	return fails ? 1 : 0;
 }
 
+// ---- fd mode: the backward pass against central differences of our own forward ----
+// A linear loss L = sum c * head maps (random c, so d L / d maps = c) removes the TAL loss's discrete
+// assignment; the input is a random 2 x 3 x 64 x 96 image. Every third conv op (so every kind of op
+// and every branch lies between a checked op and the heads) gets its largest-gradient entry checked,
+// alternately of its weight and of its BN gamma or beta. The step is chosen so that L moves by 2e-3
+// of |L|. Where the gradient is huge (the first layers: BN over a 2 x 3 map amplifies) the fp32
+// forward's noise and the curvature over even that step leave ~4% (measured); deeper it is ~1e-3.
+// So each entry must agree within 10% and the median within 5e-3: a missing or doubled path, a wrong
+// slice or a dropped BN-statistics term is O(1) in the entries downstream of it.
+#define FD_REL_CHANGE 1e-3
+#define FD_RTOL 1e-1
+#define FD_MEDIAN_RTOL 5e-3
+#define FD_ATOL_OF_MAX 1e-3
+#define FD_EVERY 3
+
+struct fd_ctx {
+	struct nn_model *m;
+	uint32_t n, h, w;
+	float *x, *c[2 * NN_DETECT_MAX_LEVELS];
+};
+
+static double lin_loss(const struct fd_ctx *f)
+{
+	struct nn_ref_outputs fw = {.train_bn = true, .keep_heads = true};
+	if (nn_model_forward_ref(f->m, f->n, f->h, f->w, f->x, &fw))
+		return NAN;
+	double l = 0.0;
+	for (uint32_t s = 0; s < f->m->n_head_sets; s++)
+		for (uint32_t lv = 0; lv < f->m->nl; lv++) {
+			struct nn_shape hs = fw.head_shape[s][lv];
+			const float *c = f->c[s * f->m->nl + lv], *v = fw.head[s][lv];
+			for (size_t k = 0; k < (size_t)f->n * hs.c * hs.h * hs.w; k++)
+				l += (double)c[k] * v[k];
+		}
+	nn_ref_outputs_finish(&fw);
+	return l;
+}
+
+static size_t argmax_abs(const float *g, size_t count)
+{
+	size_t best = 0;
+	for (size_t k = 1; k < count; k++)
+		if (fabsf(g[k]) > fabsf(g[best]))
+			best = k;
+	return best;
+}
+
+static uint32_t rng = 77;
+static float frand01(void)
+{
+	rng = rng * 1664525u + 1013904223u;
+	return (float)(rng >> 8) / 16777216.0f;
+}
+
+static int run_fd(const char *model)
+{
+	char path[512];
+	struct nn_checkpoint *ck = NULL;
+	struct fd_ctx f = {.n = 2, .h = 64, .w = 96};
+	struct nn_model_grads *g = NULL;
+	struct nn_ref_outputs fw = {.train_bn = true, .keep_heads = true, .keep_train = true};
+	int fails = 1;
+	snprintf(path, sizeof(path), "%s/oracle/%s_init.pt", test_shared_dir(), model);
+	FILE *fp = fopen(path, "rb");
+	if (!fp) {
+		printf("skip: %s not found (set VKYOLO_SHARED)\n", path);
+		return 77;
+	}
+	fclose(fp);
+	struct nn_model_params p = {.fuse = false};
+	CHECK(nn_checkpoint_load(path, &ck) == 0 && ck->arch);
+	CHECK(nn_model_create(ck->arch, ck->state, &p, &f.m) == 0 && nn_model_grads_create(f.m, &g) == 0);
+	size_t cnt = (size_t)f.n * 3 * f.h * f.w;
+	CHECK((f.x = malloc(cnt * sizeof(float))));
+	for (size_t i = 0; i < cnt; i++)
+		f.x[i] = frand01();
+	if (nn_model_forward_ref(f.m, f.n, f.h, f.w, f.x, &fw))
+		goto done;
+	for (uint32_t s = 0; s < f.m->n_head_sets; s++)
+		for (uint32_t l = 0; l < f.m->nl; l++) {
+			struct nn_shape hs = fw.head_shape[s][l];
+			size_t hc = (size_t)f.n * hs.c * hs.h * hs.w;
+			if (!(f.c[s * f.m->nl + l] = malloc(hc * sizeof(float))))
+				goto done;
+			for (size_t k = 0; k < hc; k++)
+				f.c[s * f.m->nl + l][k] = 2.0f * frand01() - 1.0f;
+		}
+	if (nn_model_backward_ref(f.m, &fw, (const float *const *)f.c, g))
+		goto done;
+	double gmax = 0.0, worst = -INFINITY, max_rel = 0.0;
+	for (uint32_t i = 0; i < f.m->n_ops; i++)
+		if (g->w[i])
+			gmax = fmax(gmax, fabsf(g->w[i][argmax_abs(g->w[i], (size_t)f.m->ops[i].y.c * (f.m->ops[i].x.c /
+			                   f.m->ops[i].groups) * f.m->ops[i].k * f.m->ops[i].k)]));
+	uint32_t checked = 0;
+	double rels[512];
+	fails = 0;
+	double l0 = lin_loss(&f);
+	for (uint32_t i = 0, conv = 0; i < f.m->n_ops; i++) {
+		struct nn_op *op = &f.m->ops[i];
+		if (op->kind != NN_OP_CONV || conv++ % FD_EVERY)
+			continue;
+		int which = (conv / FD_EVERY) % 2;
+		{
+			float *v, *gv;
+			size_t count;
+			const char *what;
+			if (which == 0)
+				v = op->w, gv = g->w[i], count = (size_t)op->y.c * (op->x.c / op->groups) * op->k * op->k, what = "weight";
+			else if (op->bn.gamma && (conv / (2 * FD_EVERY)) % 2)
+				v = op->bn.gamma, gv = g->gamma[i], count = op->y.c, what = "bn.weight";
+			else if (op->bn.gamma)
+				v = op->bn.beta, gv = g->beta[i], count = op->y.c, what = "bn.bias";
+			else if (op->b)
+				v = op->b, gv = g->b[i], count = op->y.c, what = "bias";
+			else
+				v = op->w, gv = g->w[i], count = (size_t)op->y.c * (op->x.c / op->groups) * op->k * op->k, what = "weight";
+			size_t k = argmax_abs(gv, count);
+			float step = (float)fmin(1e-2, FD_REL_CHANGE * fabs(l0) / fmax(fabs(gv[k]), 1e-30));
+			float v0 = v[k], vp = v0 + step, vm = v0 - step;
+			v[k] = vp;
+			double lp = lin_loss(&f);
+			v[k] = vm;
+			double lm = lin_loss(&f);
+			v[k] = v0;
+			double fd = (lp - lm) / ((double)vp - vm), err = fabs(gv[k] - fd);
+			if (checked < 512)
+				rels[checked] = fd != 0 ? err / fabs(fd) : err;
+			double excess = err - (FD_RTOL * fabs(fd) + FD_ATOL_OF_MAX * gmax);
+			checked++;
+			if (fabs(fd) > FD_ATOL_OF_MAX * gmax)
+				max_rel = fmax(max_rel, err / fabs(fd));
+			worst = fmax(worst, excess);
+			if (getenv("VKYOLO_TEST_VERBOSE"))
+				printf("  %s %s[%zu]: analytic %.7g fd %.7g (step %.3g)\n", op->name, what, k, gv[k], fd, step);
+			if (excess > 0 || isnan(fd)) {
+				printf("FAIL %s %s[%zu]: analytic %.7g fd %.7g\n", op->name, what, k, gv[k], fd);
+				fails++;
+			}
+		}
+	}
+	uint32_t nr = checked < 512 ? checked : 512;
+	for (uint32_t a = 1; a < nr; a++) // insertion sort: the median
+		for (uint32_t b = a; b > 0 && rels[b - 1] > rels[b]; b--) {
+			double t = rels[b];
+			rels[b] = rels[b - 1], rels[b - 1] = t;
+		}
+	double median = nr ? rels[nr / 2] : INFINITY;
+	fails += !(median <= FD_MEDIAN_RTOL);
+	printf("%s %s fd: %u parameters (largest-gradient entries of every %dth conv op), max |grad| %.4g, relative "
+	       "error max %.3g median %.3g\n", fails ? "FAIL" : "ok  ", model, checked, FD_EVERY, gmax, max_rel, median);
+done:
+	for (uint32_t i = 0; i < 2 * NN_DETECT_MAX_LEVELS; i++)
+		free(f.c[i]);
+	nn_ref_outputs_finish(&fw);
+	nn_model_grads_destroy(&g);
+	nn_model_destroy(&f.m);
+	nn_checkpoint_destroy(&ck);
+	free(f.x);
+	return fails ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	gpu_log_init(GPU_LOG_WARN, NULL, NULL);
 	if (argc < 2) {
-		printf("usage: test_nn_backward <model>\n");
+		printf("usage: test_nn_backward <model> | fd <model>\n");
 		return 1;
 	}
-	int ret = run(argv[1]);
+	int ret = strcmp(argv[1], "fd") ? run(argv[1]) : argc > 2 ? run_fd(argv[2]) : 1;
 	printf(ret == 0 ? "all passed\n" : ret == 77 ? "skipped\n" : "FAILED\n");
 	return ret;
 }

@@ -199,3 +199,35 @@ int nn_model_bn_update_ref(struct nn_model *m, const struct nn_ref_outputs *fw, 
 	}
 	return 0;
 }
+
+int nn_model_loss_grads_ref(const struct nn_model *m, uint32_t n, uint32_t h, uint32_t w, const float *x,
+                            const float *targets, uint32_t n_targets, struct nn_ref_outputs *fw,
+                            struct nn_loss_out *lo, struct nn_model_grads *g)
+{
+	float *dmaps[2 * NN_DETECT_MAX_LEVELS] = {0}; // d loss / d head maps, like the maps
+	const float *maps[2 * NN_DETECT_MAX_LEVELS];
+	struct nn_loss_desc d = {.n = n, .nc = m->nc, .reg_max = m->reg_max, .nl = m->nl};
+	fw->train_bn = fw->keep_heads = fw->keep_train = true;
+	*lo = (struct nn_loss_out){0};
+	int ret = nn_model_forward_ref(m, n, h, w, x, fw);
+	for (uint32_t s = 0; !ret && s < m->n_head_sets; s++)
+		for (uint32_t l = 0; l < m->nl && !ret; l++) {
+			struct nn_shape hs = fw->head_shape[s][l];
+			d.h[l] = hs.h, d.w[l] = hs.w, d.stride[l] = m->stride[l];
+			maps[s * m->nl + l] = fw->head[s][l];
+			if (!(dmaps[s * m->nl + l] = malloc((size_t)n * hs.c * hs.h * hs.w * sizeof(float)))) {
+				LOGE("model loss grads: out of memory");
+				ret = -ENOMEM;
+			}
+		}
+	lo->grad = dmaps;
+	if (!ret)
+		ret = m->n_head_sets == 2 ? nn_loss_tal_dual(&d, maps, targets, n_targets, lo)
+		                          : nn_loss_tal(&d, maps, targets, n_targets, lo);
+	lo->grad = NULL;
+	if (!ret)
+		ret = nn_model_backward_ref(m, fw, (const float *const *)dmaps, g);
+	for (uint32_t i = 0; i < 2 * NN_DETECT_MAX_LEVELS; i++)
+		free(dmaps[i]);
+	return ret;
+}

@@ -2,6 +2,7 @@
 // gradients from d loss / d raw head maps through the op list in reverse, with official names, and
 // the BatchNorm running-statistics update of a training forward.
 #pragma once
+#include "loss.h"
 #include "model.h"
 
 // Parameter gradients, aligned with the ops' own arrays: w[i] like m->ops[i].w, b[i] like ops[i].b,
@@ -34,3 +35,12 @@ int nn_model_grads_export(const struct nn_model *m, const struct nn_model_grads 
 // to every BatchNorm of m: running = (1 - momentum) * running + momentum * batch statistic, unbiased
 // batch variance (the official momentum is 0.03). -EINVAL when fw has no batch statistics.
 int nn_model_bn_update_ref(struct nn_model *m, const struct nn_ref_outputs *fw, float momentum);
+
+// One training pass as the official train.py computes it: training-mode forward (BatchNorm on batch
+// statistics) of x [n, 3, h, w], official TAL loss (nn_loss_tal, or nn_loss_tal_dual for a dual head)
+// on targets (n_targets rows: image, class, cx, cy, w, h), and the backward pass into g. fw receives
+// the forward's saved values (caller calls nn_ref_outputs_finish; e.g. nn_model_bn_update_ref reads
+// them), lo the loss (lo->grad is used internally and left NULL). -EINVAL, -ENOMEM (logged).
+int nn_model_loss_grads_ref(const struct nn_model *m, uint32_t n, uint32_t h, uint32_t w, const float *x,
+                            const float *targets, uint32_t n_targets, struct nn_ref_outputs *fw,
+                            struct nn_loss_out *lo, struct nn_model_grads *g);

@@ -232,13 +232,11 @@ static int finish_image(struct detect_ctx *c, const char *path, const char *stem
 	if ((ret = nn_nms(pred, c->model->nc, anchors, &np, &d, &n)))
 		return ret;
 	uint32_t img_w = img ? img->w : in_w, img_h = img ? img->h : in_h;
-	if (img)
-		nn_scale_boxes(in_w, in_h, img_w, img_h, d, n);
+	nn_scale_boxes(in_w, in_h, img_w, img_h, d, n); // for tensor input: a clip to the tensor
 	c->t_nms += app_now_ms() - t0;
 	if (c->json && (ret = nn_coco_json_add(c->json, path, d, n)))
 		goto done;
-	if (img)
-		nn_round_boxes(d, n);
+	nn_round_boxes(d, n);
 	char what[1024], file[4096];
 	describe(c, d, n, what, sizeof(what));
 	printf("image %u/%u %s: %ux%u %s%.1fms\n", index + 1, total, path, in_w, in_h, what, ms_inf);

@@ -15,6 +15,7 @@
 
 #define CK_MAX_DEPTH 64
 #define CK_MAX_NAME 1024
+#define CK_MAX_MODULES 200000
 
 struct pt_ctx {
 	const char *path;
@@ -22,6 +23,7 @@ struct pt_ctx {
 	char prefix[256]; // top folder of the archive ("archive", "gelan-t", ...)
 	struct nn_tensor_map *state;
 	size_t bytes, max_bytes; // materialised tensor bytes, bounded by the file size
+	size_t visits;           // modules walked: a module listed twice in each parent would be exponential
 };
 
 void nn_checkpoint_destroy(struct nn_checkpoint **pck)
@@ -51,14 +53,16 @@ static int load_storage(void *user, const char *key, const void **data, size_t *
 
 static int add_tensor(struct pt_ctx *c, const struct nn_pk *t, const char *name)
 {
+	// Checked before copying: a stride-0 view of a small storage could ask for gigabytes.
+	int64_t n = nn_pk_tensor_nbytes(t);
+	if (n >= 0 && (size_t)n > c->max_bytes - c->bytes) {
+		LOGE("checkpoint %s: tensors add up to more than %zu bytes at %s", c->path, c->max_bytes, name);
+		return -EINVAL;
+	}
 	int rc = nn_pk_tensor_add(t, name, c->state);
 	if (rc < 0)
 		return rc;
 	c->bytes += c->state->items[c->state->count - 1].nbytes;
-	if (c->bytes > c->max_bytes) {
-		LOGE("checkpoint %s: tensors add up to more than %zu bytes at %s", c->path, c->max_bytes, name);
-		return -EINVAL;
-	}
 	return 0;
 }
 
@@ -97,8 +101,9 @@ static int walk_module(struct pt_ctx *c, const struct nn_pk *m, const char *pref
 		LOGE("checkpoint %s: module %s has no state", c->path, *prefix ? prefix : "(root)");
 		return -EINVAL;
 	}
-	if (depth > CK_MAX_DEPTH) {
-		LOGE("checkpoint %s: module tree deeper than %d at %s", c->path, CK_MAX_DEPTH, prefix);
+	if (depth > CK_MAX_DEPTH || ++c->visits > CK_MAX_MODULES) {
+		LOGE("checkpoint %s: module tree deeper than %d or larger than %d modules at %s", c->path, CK_MAX_DEPTH,
+		     CK_MAX_MODULES, prefix);
 		return -EINVAL;
 	}
 	int rc = add_tensor_dict(c, nn_pk_dict_get(d, "_parameters"), NULL, prefix);
@@ -132,26 +137,27 @@ static int names_to_list(const struct nn_value *v, struct nn_value **out)
 	}
 	if (v->kind != NN_VALUE_DICT)
 		return -EINVAL;
+	// Keys 0..n-1 in any order, each exactly once.
 	size_t n = v->u.dict.count;
+	const struct nn_value **slot = calloc(n ? n : 1, sizeof(*slot));
 	struct nn_value *l = nn_value_list();
-	if (!l)
-		return -ENOMEM;
-	for (size_t want = 0; want < n; want++) {
-		const struct nn_value *found = NULL;
-		for (size_t i = 0; i < n && !found; i++) {
-			const struct nn_value *k = v->u.dict.keys[i];
-			int64_t ki = -1;
-			if (k->kind == NN_VALUE_INT)
-				ki = k->u.i;
-			else if (k->kind == NN_VALUE_STR && *k->u.s)
-				ki = strtoll(k->u.s, NULL, 10);
-			if (ki == (int64_t)want)
-				found = v->u.dict.vals[i];
-		}
-		if (!found || found->kind != NN_VALUE_STR || nn_value_list_append(l, nn_value_clone(found)) < 0) {
-			nn_value_destroy(&l);
-			return found ? -ENOMEM : -EINVAL;
-		}
+	int rc = slot && l ? 0 : -ENOMEM;
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		const struct nn_value *k = v->u.dict.keys[i];
+		char *end = NULL;
+		int64_t ki = k->kind == NN_VALUE_INT ? k->u.i : k->kind == NN_VALUE_STR ? strtoll(k->u.s, &end, 10) : -1;
+		if ((end && (end == k->u.s || *end)) || ki < 0 || (uint64_t)ki >= n || slot[ki] ||
+		    v->u.dict.vals[i]->kind != NN_VALUE_STR)
+			rc = -EINVAL;
+		else
+			slot[ki] = v->u.dict.vals[i];
+	}
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		rc = nn_value_list_append(l, nn_value_clone(slot[i]));
+	free(slot);
+	if (rc < 0) {
+		nn_value_destroy(&l);
+		return rc;
 	}
 	*out = l;
 	return 0;

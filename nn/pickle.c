@@ -13,10 +13,18 @@
 #define PK_MAX_GLOBAL 512    // longest module or class name accepted
 #define PK_MAX_VALUE_DEPTH 100
 
+#define PK_CHUNK 512
+
+// Nodes come from chunks: a checkpoint pickle makes tens of thousands of them.
+struct pk_chunk {
+	struct pk_chunk *next;
+	size_t used;
+	struct nn_pk nodes[PK_CHUNK];
+};
+
 struct nn_pickle {
-	struct nn_pk **nodes; // every node, freed together
-	size_t count, cap;
-	size_t bytes, limit; // heap accounting against a limit proportional to the pickle's size
+	struct pk_chunk *chunks; // newest first; every node is freed with its chunk
+	size_t bytes, limit;     // heap accounting against a limit proportional to the pickle's size
 	struct nn_pk *root;
 };
 
@@ -58,21 +66,17 @@ static bool charge(struct nn_pickle *p, size_t n)
 
 static struct nn_pk *node_new(struct nn_pickle *p, enum nn_pk_kind kind)
 {
-	if (!charge(p, sizeof(struct nn_pk) + sizeof(void *)))
+	if (!charge(p, sizeof(struct nn_pk)))
 		return NULL;
-	if (p->count == p->cap) {
-		size_t cap = p->cap ? p->cap * 2 : 256;
-		struct nn_pk **n = realloc(p->nodes, cap * sizeof(*n));
-		if (!n)
+	if (!p->chunks || p->chunks->used == PK_CHUNK) {
+		struct pk_chunk *c = calloc(1, sizeof(*c));
+		if (!c)
 			return NULL;
-		p->nodes = n;
-		p->cap = cap;
+		c->next = p->chunks;
+		p->chunks = c;
 	}
-	struct nn_pk *v = calloc(1, sizeof(*v));
-	if (!v)
-		return NULL;
+	struct nn_pk *v = &p->chunks->nodes[p->chunks->used++];
 	v->kind = kind;
-	p->nodes[p->count++] = v;
 	return v;
 }
 
@@ -102,17 +106,9 @@ static bool seq_push(struct nn_pickle *p, struct nn_pk *seq, struct nn_pk *item)
 	return true;
 }
 
+// Appends without looking for an equal key (O(1)); nn_pk_dict_get lets the last duplicate win.
 static bool dict_set(struct nn_pickle *p, struct nn_pk *d, struct nn_pk *k, struct nn_pk *v)
 {
-	// Keys that are strings or ints replace an earlier equal key, as in a Python dict.
-	for (size_t i = 0; i < d->count; i++) {
-		struct nn_pk *o = d->items[i];
-		if (o->kind == k->kind && ((k->kind == NN_PK_STR && o->len == k->len && !memcmp(o->s, k->s, k->len)) ||
-		                           (k->kind == NN_PK_INT && o->i == k->i))) {
-			d->vals[i] = v;
-			return true;
-		}
-	}
 	size_t cap = d->cap;
 	if (!grow(p, &d->items, &cap, d->count + 1))
 		return false;
@@ -142,16 +138,18 @@ void nn_pickle_destroy(struct nn_pickle **pp)
 	if (!pp || !*pp)
 		return;
 	struct nn_pickle *p = *pp;
-	for (size_t i = 0; i < p->count; i++) {
-		struct nn_pk *v = p->nodes[i];
-		free(v->s);
-		free(v->items);
-		free(v->vals);
-		free(v->shape);
-		free(v->stride);
-		free(v);
+	for (struct pk_chunk *c = p->chunks, *next; c; c = next) {
+		next = c->next;
+		for (size_t i = 0; i < c->used; i++) {
+			struct nn_pk *v = &c->nodes[i];
+			free(v->s);
+			free(v->items);
+			free(v->vals);
+			free(v->shape);
+			free(v->stride);
+		}
+		free(c);
 	}
-	free(p->nodes);
 	free(p);
 	*pp = NULL;
 }
@@ -316,6 +314,11 @@ static struct nn_pk *call_class(struct vm *vm, struct nn_pk *cls, struct nn_pk *
 				return NULL;
 		return l;
 	}
+	// Tensor subclasses: _rebuild_from_type_v2(func, type, args, state) is func(*args).
+	if (!strcmp(n, "torch._tensor._rebuild_from_type_v2") && args->count >= 3 &&
+	    args->items[0]->kind == NN_PK_CLASS && args->items[2]->kind == NN_PK_TUPLE &&
+	    strcmp(args->items[0]->s, n) != 0)
+		return call_class(vm, args->items[0], args->items[2], op);
 	if (!strcmp(n, "_codecs.encode") && args->count >= 1 && args->items[0]->kind == NN_PK_STR)
 		return str_new(vm->p, NN_PK_BYTES, args->items[0]->s, args->items[0]->len);
 	struct nn_pk *o = node_new(vm->p, NN_PK_OBJECT);
@@ -511,12 +514,10 @@ static int op_build(struct vm *vm, unsigned op)
 		if (state->kind == NN_PK_TUPLE && state->count == 2 && state->items[0]->kind == NN_PK_DICT)
 			state = state->items[0];
 		obj->state = state;
-	} else if (obj->kind == NN_PK_DICT && state->kind == NN_PK_DICT && obj != state) {
-		for (size_t i = 0; i < state->count; i++)
-			if (!dict_set(vm->p, obj, state->items[i], state->vals[i]))
-				return vm_fail(vm, -ENOMEM, "", op);
 	}
-	return 0; // other targets (tensors with hooks state, None) keep nothing
+	// Other targets keep nothing: for an OrderedDict the state is instance attributes (a state
+	// dict's _metadata), not items; tensors may carry hook state.
+	return 0;
 }
 
 static int op_tuple_n(struct vm *vm, unsigned op, size_t n)

@@ -18,7 +18,7 @@ enum nn_pk_kind {
 	NN_PK_BYTES,
 	NN_PK_LIST,
 	NN_PK_TUPLE,
-	NN_PK_DICT,    // keys/vals, insertion order (OrderedDict too)
+	NN_PK_DICT,    // keys (items)/vals, insertion order (OrderedDict too); duplicates kept, last wins
 	NN_PK_CLASS,   // a GLOBAL: module + name, never resolved
 	NN_PK_OBJECT,  // instance of `cls`: args from REDUCE/NEWOBJ, state from BUILD (may be NULL)
 	NN_PK_STORAGE, // a torch storage from a persistent id, bytes borrowed from the loader
@@ -58,7 +58,8 @@ void nn_pickle_destroy(struct nn_pickle **p);
 // The value left by STOP (borrowed from p).
 const struct nn_pk *nn_pickle_root(const struct nn_pickle *p);
 
-// Lookups on pickle nodes (borrowed results, NULL when absent or of the wrong kind).
+// Lookups on pickle nodes (borrowed results, NULL when absent or of the wrong kind); for a key
+// stored twice the later value wins, as in Python.
 const struct nn_pk *nn_pk_dict_get(const struct nn_pk *dict, const char *key);
 // OBJECT: its BUILD state when that is a dict (the instance __dict__), else NULL.
 const struct nn_pk *nn_pk_object_dict(const struct nn_pk *obj);
@@ -66,6 +67,8 @@ const struct nn_pk *nn_pk_object_dict(const struct nn_pk *obj);
 // Converts plain data (None, bool, int, float, str, bytes, list, tuple, dict) into a value tree;
 // other nodes become None. Depth-limited, so a self-referencing structure cannot recurse forever.
 int nn_pk_to_value(const struct nn_pk *v, struct nn_value **out);
+// Bytes a TENSOR node needs once contiguous; -1 for a bad shape or one over 2^31 elements.
+int64_t nn_pk_tensor_nbytes(const struct nn_pk *t);
 // Copies a TENSOR node into map under name as a contiguous row-major tensor (any strides), after
 // checking that every element it addresses lies inside its storage. -EINVAL, -ENOMEM, -EEXIST.
 int nn_pk_tensor_add(const struct nn_pk *t, const char *name, struct nn_tensor_map *map);

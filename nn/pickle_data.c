@@ -7,13 +7,14 @@
 #include "pickle.h"
 
 #define PK_MAX_NUMEL ((int64_t)1 << 31)
+#define PK_MAX_VALUE_NODES 1000000
 
 const struct nn_pk *nn_pk_dict_get(const struct nn_pk *d, const char *key)
 {
 	if (!d || d->kind != NN_PK_DICT)
 		return NULL;
 	size_t n = strlen(key);
-	for (size_t i = 0; i < d->count; i++) {
+	for (size_t i = d->count; i-- > 0;) { // the VM appends duplicates; the last one wins, as in Python
 		const struct nn_pk *k = d->items[i];
 		if (k->kind == NN_PK_STR && k->len == n && memcmp(k->s, key, n) == 0)
 			return d->vals[i];
@@ -28,13 +29,16 @@ const struct nn_pk *nn_pk_object_dict(const struct nn_pk *obj)
 	return obj->state;
 }
 
-static int to_value(const struct nn_pk *v, struct nn_value **out, int depth)
+// *budget counts the nodes still allowed: shared sub-structures (memo references) are copied
+// each time they appear, so a hostile pickle could otherwise ask for exponentially many.
+static int to_value(const struct nn_pk *v, struct nn_value **out, int depth, size_t *budget)
 {
 	*out = NULL;
-	if (depth > 100) {
-		LOGE("pickle: data nested deeper than 100 levels (or self-referencing)");
+	if (depth > 100 || *budget == 0) {
+		LOGE("pickle: data nested deeper than 100 levels or larger than %d nodes", PK_MAX_VALUE_NODES);
 		return -EINVAL;
 	}
+	(*budget)--;
 	struct nn_value *r = NULL;
 	int rc = -ENOMEM;
 	switch (v->kind) {
@@ -47,7 +51,7 @@ static int to_value(const struct nn_pk *v, struct nn_value **out, int depth)
 			break;
 		for (size_t i = 0; i < v->count; i++) {
 			struct nn_value *it;
-			if ((rc = to_value(v->items[i], &it, depth + 1)) < 0 || (rc = nn_value_list_append(r, it)) < 0)
+			if ((rc = to_value(v->items[i], &it, depth + 1, budget)) < 0 || (rc = nn_value_list_append(r, it)) < 0)
 				goto fail;
 		}
 		break;
@@ -56,14 +60,18 @@ static int to_value(const struct nn_pk *v, struct nn_value **out, int depth)
 			break;
 		for (size_t i = 0; i < v->count; i++) {
 			struct nn_value *k, *x;
-			if ((rc = to_value(v->items[i], &k, depth + 1)) < 0)
+			if ((rc = to_value(v->items[i], &k, depth + 1, budget)) < 0)
 				goto fail;
-			if ((rc = to_value(v->vals[i], &x, depth + 1)) < 0) {
+			if ((rc = to_value(v->vals[i], &x, depth + 1, budget)) < 0) {
 				nn_value_destroy(&k);
 				goto fail;
 			}
-			if ((rc = nn_value_dict_set(r, k, x)) < 0)
+			if ((rc = nn_value_dict_push(r, k, x)) < 0)
 				goto fail;
+		}
+		if ((rc = nn_value_dict_check_unique(r)) < 0) {
+			LOGE("pickle: dict with duplicate keys");
+			goto fail;
 		}
 		break;
 	default: r = nn_value_none(); break; // objects, tensors, classes carry no plain data
@@ -79,7 +87,23 @@ fail:
 
 int nn_pk_to_value(const struct nn_pk *v, struct nn_value **out)
 {
-	return to_value(v, out, 0);
+	size_t budget = PK_MAX_VALUE_NODES;
+	return to_value(v, out, 0, &budget);
+}
+
+int64_t nn_pk_tensor_nbytes(const struct nn_pk *t)
+{
+	if (!t || t->kind != NN_PK_TENSOR)
+		return -1;
+	int64_t numel = 1;
+	for (uint32_t i = 0; i < t->ndim; i++) {
+		if (t->shape[i] < 0 || t->shape[i] > PK_MAX_NUMEL)
+			return -1;
+		numel *= t->shape[i];
+		if (numel > PK_MAX_NUMEL)
+			return -1;
+	}
+	return numel * (int64_t)nn_dtype_size(t->dtype);
 }
 
 int nn_pk_tensor_add(const struct nn_pk *t, const char *name, struct nn_tensor_map *map)

@@ -181,14 +181,65 @@ void nn_tensor_map_destroy(struct nn_tensor_map **pmap)
 	}
 	free(m->items);
 	nn_value_destroy(&m->metadata);
+	free(m->index);
 	free(m);
 	*pmap = NULL;
+}
+
+// Open-addressing hash of item indices (+1, 0 = empty), at most half full. It is only trusted when
+// it covers exactly map->count items, so a map assembled by hand falls back to a linear scan.
+struct nn_tensor_index {
+	size_t cap, count;
+	size_t slots[];
+};
+
+static size_t name_hash(const char *s)
+{
+	size_t h = 1469598103934665603ull;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+	return h;
+}
+
+static void index_put(struct nn_tensor_index *ix, const struct nn_tensor *items, size_t i)
+{
+	size_t h = name_hash(items[i].name) & (ix->cap - 1);
+	while (ix->slots[h])
+		h = (h + 1) & (ix->cap - 1);
+	ix->slots[h] = i + 1;
+	ix->count++;
+}
+
+// Rebuilds the index for count items when it is missing, stale or too full; false on -ENOMEM.
+static bool index_ensure(struct nn_tensor_map *map, size_t count)
+{
+	struct nn_tensor_index *ix = map->index;
+	if (ix && ix->count == map->count && 2 * count <= ix->cap)
+		return true;
+	size_t cap = 64;
+	while (cap < 2 * count)
+		cap *= 2;
+	free(map->index);
+	map->index = ix = calloc(1, sizeof(*ix) + cap * sizeof(size_t));
+	if (!ix)
+		return false;
+	ix->cap = cap;
+	for (size_t i = 0; i < map->count; i++)
+		index_put(ix, map->items, i);
+	return true;
 }
 
 const struct nn_tensor *nn_tensor_map_find(const struct nn_tensor_map *map, const char *name)
 {
 	if (!map || !name)
 		return NULL;
+	const struct nn_tensor_index *ix = map->index;
+	if (ix && ix->count == map->count) {
+		for (size_t h = name_hash(name) & (ix->cap - 1); ix->slots[h]; h = (h + 1) & (ix->cap - 1))
+			if (strcmp(map->items[ix->slots[h] - 1].name, name) == 0)
+				return &map->items[ix->slots[h] - 1];
+		return NULL;
+	}
 	for (size_t i = 0; i < map->count; i++)
 		if (strcmp(map->items[i].name, name) == 0)
 			return &map->items[i];
@@ -202,6 +253,8 @@ int nn_tensor_map_add(struct nn_tensor_map *map, const char *name, enum nn_dtype
 		LOGE("tensor %s: %u dims, at most %d supported", name, ndim, NN_MAX_DIMS);
 		return -EINVAL;
 	}
+	if (!index_ensure(map, map->count + 1))
+		return -ENOMEM;
 	if (nn_tensor_map_find(map, name)) {
 		LOGE("tensor %s: duplicate name", name);
 		return -EEXIST;
@@ -241,5 +294,6 @@ int nn_tensor_map_add(struct nn_tensor_map *map, const char *name, enum nn_dtype
 	else if (t.nbytes)
 		memset(t.data, 0, t.nbytes);
 	map->items[map->count++] = t;
+	index_put(map->index, map->items, map->count - 1);
 	return 0;
 }

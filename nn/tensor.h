@@ -43,10 +43,15 @@ float nn_half_to_float(uint16_t h);
 uint16_t nn_float_to_half(float f);
 
 // An ordered name -> tensor collection plus optional metadata (string pairs in safetensors).
+struct nn_tensor_index;
+
 struct nn_tensor_map {
 	struct nn_tensor *items; // owned
 	size_t count, cap;
 	struct nn_value *metadata; // owned dict of strings, may be NULL
+	// Private name hash kept by nn_tensor_map_add (may be NULL). Code that removes, renames or
+	// reorders items directly must free it and set it to NULL.
+	struct nn_tensor_index *index;
 };
 
 int nn_tensor_map_create(struct nn_tensor_map **out);

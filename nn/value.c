@@ -184,6 +184,16 @@ int nn_value_dict_set(struct nn_value *dict, struct nn_value *key, struct nn_val
 			return 0;
 		}
 	}
+	return nn_value_dict_push(dict, key, val);
+}
+
+int nn_value_dict_push(struct nn_value *dict, struct nn_value *key, struct nn_value *val)
+{
+	if (!dict || dict->kind != NN_VALUE_DICT || !key || !val) {
+		nn_value_destroy(&key);
+		nn_value_destroy(&val);
+		return -EINVAL;
+	}
 	if (dict->u.dict.count == dict->u.dict.cap) {
 		size_t cap = dict->u.dict.cap ? dict->u.dict.cap * 2 : 4;
 		struct nn_value **k = realloc(dict->u.dict.keys, cap * sizeof(*k));
@@ -202,6 +212,39 @@ int nn_value_dict_set(struct nn_value *dict, struct nn_value *key, struct nn_val
 	dict->u.dict.vals[dict->u.dict.count] = val;
 	dict->u.dict.count++;
 	return 0;
+}
+
+static int key_order(const void *pa, const void *pb)
+{
+	const struct nn_value *a = *(const struct nn_value *const *)pa, *b = *(const struct nn_value *const *)pb;
+	if (a->kind != b->kind)
+		return a->kind < b->kind ? -1 : 1;
+	switch (a->kind) {
+	case NN_VALUE_STR: return strcmp(a->u.s, b->u.s);
+	case NN_VALUE_INT: return a->u.i < b->u.i ? -1 : a->u.i > b->u.i;
+	case NN_VALUE_BOOL: return (int)a->u.b - (int)b->u.b;
+	case NN_VALUE_FLOAT: return a->u.f < b->u.f ? -1 : a->u.f > b->u.f;
+	case NN_VALUE_NONE: return 0;
+	default: return a < b ? -1 : a > b; // containers compare by identity
+	}
+}
+
+int nn_value_dict_check_unique(const struct nn_value *dict)
+{
+	size_t n = nn_value_len(dict);
+	if (!dict || dict->kind != NN_VALUE_DICT || n < 2)
+		return 0;
+	const struct nn_value **k = malloc(n * sizeof(*k));
+	if (!k)
+		return -ENOMEM;
+	memcpy(k, dict->u.dict.keys, n * sizeof(*k));
+	qsort(k, n, sizeof(*k), key_order);
+	int rc = 0;
+	for (size_t i = 1; i < n && rc == 0; i++)
+		if (key_order(&k[i - 1], &k[i]) == 0)
+			rc = -EINVAL;
+	free(k);
+	return rc;
 }
 
 const struct nn_value *nn_value_dict_get(const struct nn_value *dict, const char *key)
@@ -335,7 +378,12 @@ static void json_emit(struct sbuf *b, const struct nn_value *v)
 		} else if (isinf(v->u.f)) {
 			sb_puts(b, v->u.f > 0 ? "Infinity" : "-Infinity");
 		} else {
-			snprintf(num, sizeof(num), "%.17g", v->u.f);
+			// Shortest text that reads back to the same double, like Python's repr.
+			for (int prec = 15; prec <= 17; prec++) {
+				snprintf(num, sizeof(num), "%.*g", prec, v->u.f);
+				if (strtod(num, NULL) == v->u.f)
+					break;
+			}
 			// Keep the float kind through a round trip: "1" would come back as an int.
 			if (!strpbrk(num, ".eE"))
 				strcat(num, ".0");
@@ -607,7 +655,7 @@ static int jp_container(struct jp *p, struct nn_value **out, int depth)
 		}
 		if ((rc = jp_value(p, &v, depth + 1)) < 0)
 			goto fail;
-		rc = is_dict ? nn_value_dict_set(c, k, v) : nn_value_list_append(c, v);
+		rc = is_dict ? nn_value_dict_push(c, k, v) : nn_value_list_append(c, v);
 		k = v = NULL;
 		if (rc < 0)
 			goto fail;
@@ -618,6 +666,10 @@ static int jp_container(struct jp *p, struct nn_value **out, int depth)
 		}
 		if (p->pos < p->len && p->s[p->pos] == close) {
 			p->pos++;
+			if (is_dict && (rc = nn_value_dict_check_unique(c)) < 0) {
+				p->err = "duplicate key in object";
+				goto fail;
+			}
 			*out = c;
 			return 0;
 		}

@@ -49,6 +49,12 @@ struct nn_value *nn_value_clone(const struct nn_value *v);
 int nn_value_list_append(struct nn_value *list, struct nn_value *item);
 int nn_value_dict_set(struct nn_value *dict, struct nn_value *key, struct nn_value *val);
 
+// Bulk building: appends without the duplicate-key scan of nn_value_dict_set (which is O(n) per
+// key), takes ownership like it; then nn_value_dict_check_unique (O(n log n)) returns -EINVAL when
+// two keys are equal. The JSON parser builds dicts this way, so a huge header cannot take O(n^2).
+int nn_value_dict_push(struct nn_value *dict, struct nn_value *key, struct nn_value *val);
+int nn_value_dict_check_unique(const struct nn_value *dict);
+
 // Lookups return borrowed pointers, NULL when absent or of the wrong kind.
 const struct nn_value *nn_value_dict_get(const struct nn_value *dict, const char *key);
 const struct nn_value *nn_value_list_at(const struct nn_value *list, size_t i);

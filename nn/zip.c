@@ -32,6 +32,7 @@ struct nn_zip {
 	size_t size;
 	struct zip_entry *ents;
 	size_t count;
+	struct zip_entry **sorted; // by name, for bsearch
 };
 
 static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
@@ -166,6 +167,11 @@ static int read_directory(struct nn_zip *z)
 	return 0;
 }
 
+static int cmp_entry(const void *a, const void *b)
+{
+	return strcmp((*(struct zip_entry *const *)a)->name, (*(struct zip_entry *const *)b)->name);
+}
+
 int nn_zip_open(const char *path, struct nn_zip **out)
 {
 	struct nn_zip *z = calloc(1, sizeof(*z));
@@ -197,6 +203,12 @@ int nn_zip_open(const char *path, struct nn_zip **out)
 	fd = -1;
 	if ((rc = read_directory(z)) < 0)
 		goto fail;
+	rc = -ENOMEM;
+	if (!(z->sorted = malloc((z->count ? z->count : 1) * sizeof(*z->sorted))))
+		goto fail;
+	for (size_t i = 0; i < z->count; i++)
+		z->sorted[i] = &z->ents[i];
+	qsort(z->sorted, z->count, sizeof(*z->sorted), cmp_entry);
 	*out = z;
 	return 0;
 fail:
@@ -214,6 +226,7 @@ void nn_zip_close(struct nn_zip **pz)
 	for (size_t i = 0; i < z->count; i++)
 		free(z->ents[i].name);
 	free(z->ents);
+	free(z->sorted);
 	if (z->base)
 		munmap((void *)z->base, z->size);
 	free(z->path);
@@ -230,12 +243,11 @@ const char *nn_zip_name(const struct nn_zip *z, size_t i)
 
 int nn_zip_find(const struct nn_zip *z, const char *name, const void **data, size_t *len)
 {
-	const struct zip_entry *e = NULL;
-	for (size_t i = 0; i < z->count && !e; i++)
-		if (strcmp(z->ents[i].name, name) == 0)
-			e = &z->ents[i];
-	if (!e)
+	struct zip_entry key = { .name = (char *)name }, *kp = &key;
+	struct zip_entry **found = bsearch(&kp, z->sorted, z->count, sizeof(*z->sorted), cmp_entry);
+	if (!found)
 		return -ENOENT;
+	const struct zip_entry *e = *found;
 	if (e->method != 0) {
 		LOGE("zip %s: entry %s is compressed (method %u); only stored entries are supported", z->path, name,
 		     e->method);

@@ -8,16 +8,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "checkpoint.h"
+#include "log.h"
 #include "pickle.h"
-
-#define CHECK(c)                                                                   \
-	do {                                                                           \
-		if (!(c)) {                                                                \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); \
-			return 1;                                                              \
-		}                                                                          \
-	} while (0)
+#include "pt_emit.h"
 
 // Generated with Python's pickle (protocols 2 and 5) from stand-in classes named like torch's:
 // {'epoch': -1, 'model': DetectionModel{_parameters: {w: view(offset 1, size (2,3), stride (1,2)),
@@ -96,10 +91,11 @@ static const uint8_t pickle_p5[557] = {
 static char tmpdir[256];
 static const float storage0[12] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 };
 
-static const char *shared_dir(void)
+static void quiet_sink(enum gpu_log_level level, const char *msg, void *user)
 {
-	const char *s = getenv("VKYOLO_SHARED");
-	return s && *s ? s : "../shared";
+	(void)level;
+	(void)msg;
+	(void)user;
 }
 
 static int storage_fn(void *user, const char *key, const void **data, size_t *len)
@@ -158,12 +154,135 @@ static int check_pickle(const uint8_t *buf, size_t len)
 	nn_tensor_map_destroy(&map);
 	nn_pickle_destroy(&pk);
 	// Every truncation fails cleanly (no STOP reached); the full buffer succeeds, so this is not vacuous.
+	enum gpu_log_level level = gpu_log_level_get();
+	gpu_log_init(GPU_LOG_ERROR, quiet_sink, NULL); // one expected error per length
+	size_t accepted = 0;
 	for (size_t n = 0; n < len; n++) {
 		if (nn_pickle_load(buf, n, "truncated", storage_fn, NULL, &pk) >= 0 || pk) {
 			fprintf(stderr, "truncated pickle of %zu bytes accepted\n", n);
-			return 1;
+			accepted++;
+			nn_pickle_destroy(&pk);
 		}
 	}
+	gpu_log_init(level, NULL, NULL);
+	CHECK(accepted == 0);
+	return 0;
+}
+
+// Wraps pkl (freed here) in an archive whose storage '0' is one double 1.0, writes it to
+// tmpdir/name (path returned) and loads it; returns nn_checkpoint_load's code.
+static int load_archive(struct emit *pkl, bool zip64, const char *name, char *path, size_t path_len,
+                        struct nn_checkpoint **ck)
+{
+	static const double storage = 1.0;
+	struct emit zip;
+	emit_archive_ex(&zip, pkl, &storage, sizeof(storage), zip64);
+	free(pkl->p);
+	snprintf(path, path_len, "%s/%s", tmpdir, name);
+	FILE *f = fopen(path, "wb");
+	bool ok = f && fwrite(zip.p, 1, zip.n, f) == zip.n;
+	if (f)
+		fclose(f);
+	free(zip.p);
+	return ok ? nn_checkpoint_load(path, ck) : -EIO;
+}
+
+// A module with one stride-0 parameter 'w' of dim elements and, when tagged, the attributes
+// yaml {'nc': 5}, names ['x'], stride [8.0, 16.0].
+static void put_model(struct emit *e, uint64_t dim, bool attrs)
+{
+	put_param_module(e, dim);
+	if (attrs) {
+		put_str(e, "yaml");
+		put_u8(e, '}');
+		put_str(e, "nc");
+		put_u8(e, 'K');
+		put_u8(e, 5);
+		put_u8(e, 's');
+		put_u8(e, 's');
+		put_str(e, "names");
+		put_u8(e, ']');
+		put_str(e, "x");
+		put_u8(e, 'a');
+		put_u8(e, 's');
+		put_str(e, "stride");
+		put_u8(e, '(');
+		static const uint8_t f8[8] = { 0x40, 0x20, 0, 0, 0, 0, 0, 0 }, f16[8] = { 0x40, 0x30, 0, 0, 0, 0, 0, 0 };
+		put_u8(e, 'G');
+		put(e, f8, 8);
+		put_u8(e, 'G');
+		put(e, f16, 8);
+		put_u8(e, 'l');
+		put_u8(e, 's');
+	}
+	put_u8(e, 'b');
+}
+
+// ckpt['ema'] wins over ckpt['model'] unless it is None, as in the official loader. The ema
+// archive is written in zip64 form (sizes and offsets only in the zip64 fields).
+static int check_ema(void)
+{
+	for (int with_ema = 0; with_ema < 2; with_ema++) {
+		struct emit pkl = { 0 };
+		put_u8(&pkl, 0x80);
+		put_u8(&pkl, 2);
+		put_u8(&pkl, '}');
+		put_str(&pkl, "model");
+		put_model(&pkl, 3, !with_ema);
+		put_u8(&pkl, 's');
+		put_str(&pkl, "ema");
+		if (with_ema)
+			put_model(&pkl, 2, true);
+		else
+			put_u8(&pkl, 'N');
+		put_u8(&pkl, 's');
+		put_u8(&pkl, '.');
+		char path[512];
+		struct nn_checkpoint *ck = NULL;
+		CHECK(load_archive(&pkl, with_ema, "ema.pt", path, sizeof(path), &ck) == 0); // ema also tests zip64
+		const struct nn_tensor *w = nn_tensor_map_find(ck->state, "w");
+		CHECK(strcmp(ck->source, with_ema ? "ema" : "model") == 0);
+		CHECK(w && w->dtype == NN_DTYPE_F64 && nn_tensor_numel(w) == (with_ema ? 2 : 3) && nn_tensor_get_f32(w, 1) == 1.0f);
+		int64_t nc = 0;
+		CHECK(nn_value_as_int(nn_value_dict_get(ck->arch, "nc"), &nc) && nc == 5);
+		CHECK(nn_value_len(ck->names) == 1 && strcmp(nn_value_list_at(ck->names, 0)->u.s, "x") == 0);
+		CHECK(ck->stride_count == 2 && ck->strides[0] == 8.0f && ck->strides[1] == 16.0f);
+		nn_checkpoint_destroy(&ck);
+		unlink(path);
+	}
+	return 0;
+}
+
+// torch.save(model.state_dict()): an OrderedDict of tensors whose BUILD state is {'_metadata': {}}
+// (attributes, which must not become entries).
+static int check_bare_state_dict(void)
+{
+	struct emit pkl = { 0 };
+	put_u8(&pkl, 0x80);
+	put_u8(&pkl, 2);
+	put_global(&pkl, "collections", "OrderedDict");
+	put_u8(&pkl, ')');
+	put_u8(&pkl, 'R');
+	put_u8(&pkl, '(');
+	put_str(&pkl, "a.weight");
+	put_tensor_view(&pkl, 4);
+	put_str(&pkl, "a.bias");
+	put_tensor_view(&pkl, 1);
+	put_u8(&pkl, 'u');
+	put_u8(&pkl, '}');
+	put_str(&pkl, "_metadata");
+	put_u8(&pkl, '}');
+	put_u8(&pkl, 's');
+	put_u8(&pkl, 'b');
+	put_u8(&pkl, '.');
+	char path[512];
+	struct nn_checkpoint *ck = NULL;
+	CHECK(load_archive(&pkl, false, "sd.pt", path, sizeof(path), &ck) == 0);
+	CHECK(ck->state->count == 2 && strcmp(ck->state->items[0].name, "a.weight") == 0);
+	CHECK(nn_tensor_numel(&ck->state->items[0]) == 4 && nn_tensor_numel(&ck->state->items[1]) == 1);
+	CHECK(ck->arch == NULL && ck->names == NULL && ck->stride_count == 0);
+	nn_checkpoint_destroy(&ck);
+	unlink(path);
 	return 0;
 }
 
@@ -300,11 +419,11 @@ int main(void)
 {
 	int fails = check_pickle(pickle_p2, sizeof(pickle_p2)) + check_pickle(pickle_p5, sizeof(pickle_p5));
 	char gelan[512], vb_pt[512], vb_st[512];
-	snprintf(gelan, sizeof(gelan), "%s/oracle/gelan-t.pt", shared_dir());
-	snprintf(vb_pt, sizeof(vb_pt), "%s/data/weights/yolov9t_ultralytics_volleyball_ball.pt", shared_dir());
-	snprintf(vb_st, sizeof(vb_st), "%s/data/weights/yolov9t_ultralytics_volleyball_ball_fp16.safetensors", shared_dir());
+	snprintf(gelan, sizeof(gelan), "%s/oracle/gelan-t.pt", test_shared_dir());
+	snprintf(vb_pt, sizeof(vb_pt), "%s/data/weights/yolov9t_ultralytics_volleyball_ball.pt", test_shared_dir());
+	snprintf(vb_st, sizeof(vb_st), "%s/data/weights/yolov9t_ultralytics_volleyball_ball_fp16.safetensors", test_shared_dir());
 	if (access(gelan, R_OK) != 0) {
-		printf("shared folder %s missing: checkpoint files skipped\n", shared_dir());
+		printf("shared folder %s missing: checkpoint files skipped\n", test_shared_dir());
 		return fails ? 1 : 77;
 	}
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_nn_checkpoint.XXXXXX");
@@ -312,6 +431,8 @@ int main(void)
 		perror("mkdtemp");
 		return 1;
 	}
+	fails += check_ema();
+	fails += check_bare_state_dict();
 	fails += check_gelan_t(gelan);
 	fails += check_roundtrip(gelan);
 	fails += check_deflated(gelan);

@@ -7,25 +7,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "safetensors.h"
 #include "tensor.h"
 #include "value.h"
 
-#define CHECK(c)                                                                   \
-	do {                                                                           \
-		if (!(c)) {                                                                \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); \
-			return 1;                                                              \
-		}                                                                          \
-	} while (0)
-
 static char tmpdir[256];
-
-static const char *shared_dir(void)
-{
-	const char *s = getenv("VKYOLO_SHARED");
-	return s && *s ? s : "../shared";
-}
 
 // Independent fp32 -> fp16 reference: binary search over the 31744 finite positive halves (their
 // values are monotonic in the bit pattern), then pick the nearer, ties to the even pattern.
@@ -125,7 +112,7 @@ static int check_json(void)
 	free(out2);
 	nn_value_destroy(&v);
 	nn_value_destroy(&w);
-	const char *bad[] = { "", "{", "[1,]", "{\"a\" 1}", "\"abc", "01x", "{\"a\":1} x", "[\"\\q\"]", "tru" };
+	const char *bad[] = { "", "{", "[1,]", "{\"a\" 1}", "\"abc", "01x", "{\"a\":1} x", "[\"\\q\"]", "tru", "{\"a\": 1, \"b\": 2, \"a\": 3}" };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		CHECK(nn_value_from_json(bad[i], strlen(bad[i]), &v) == -EINVAL);
 		CHECK(v == NULL);
@@ -136,7 +123,7 @@ static int check_json(void)
 static int check_oracle(void)
 {
 	char path[512];
-	snprintf(path, sizeof(path), "%s/oracle/gelan-t_forward640.safetensors", shared_dir());
+	snprintf(path, sizeof(path), "%s/oracle/gelan-t_forward640.safetensors", test_shared_dir());
 	struct nn_tensor_map *m = NULL;
 	CHECK(nn_safetensors_read(path, &m) == 0);
 	const struct nn_tensor *in = nn_tensor_map_find(m, "input_u8"), *out = nn_tensor_map_find(m, "output");
@@ -165,11 +152,11 @@ static int check_oracle(void)
 static int check_roundtrip(void)
 {
 	char src[512], dst[512];
-	snprintf(src, sizeof(src), "%s/data/weights/yolov9t_ultralytics_volleyball_ball_fp16.safetensors", shared_dir());
+	snprintf(src, sizeof(src), "%s/data/weights/yolov9t_ultralytics_volleyball_ball_fp16.safetensors", test_shared_dir());
 	snprintf(dst, sizeof(dst), "%s/rt.safetensors", tmpdir);
 	struct nn_tensor_map *a = NULL, *b = NULL;
 	if (access(src, R_OK) != 0)
-		snprintf(src, sizeof(src), "%s/oracle/gelan-t_layers.safetensors", shared_dir());
+		snprintf(src, sizeof(src), "%s/oracle/gelan-t_layers.safetensors", test_shared_dir());
 	CHECK(nn_safetensors_read(src, &a) == 0);
 	CHECK(a->count > 4);
 	int64_t shape[2] = { 0, 3 }, s1 = 3;
@@ -274,7 +261,7 @@ static int check_corrupt(void)
 int main(void)
 {
 	char probe[512];
-	snprintf(probe, sizeof(probe), "%s/oracle/gelan-t_forward640.safetensors", shared_dir());
+	snprintf(probe, sizeof(probe), "%s/oracle/gelan-t_forward640.safetensors", test_shared_dir());
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_nn_safetensors.XXXXXX");
 	if (!mkdtemp(tmpdir)) {
 		perror("mkdtemp");
@@ -285,7 +272,7 @@ int main(void)
 	fails += check_json();
 	fails += check_corrupt();
 	if (access(probe, R_OK) != 0) {
-		printf("shared folder %s missing: oracle checks skipped\n", shared_dir());
+		printf("shared folder %s missing: oracle checks skipped\n", test_shared_dir());
 		rmdir(tmpdir);
 		return fails ? 1 : 77;
 	}

@@ -15,7 +15,7 @@
 #include "log.h"
 #include "loss.h"
 #include "model_bwd.h"
-#include "safetensors.h"
+#include "oracle_batch.h"
 
 // Gradients. Our fp32 forward differs from PyTorch's by ~1e-5 relative (summation order), and the
 // gradients are far less well conditioned than the forward: moving our own input by one ulp moves our
@@ -211,22 +211,15 @@ static int run(const char *model)
 	struct nn_ref_outputs fw = {0};
 	float *x = NULL;
 	int fails = 1;
-	snprintf(path, sizeof(path), "%s/oracle/%s_train_step.safetensors", test_shared_dir(), model);
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		printf("skip: %s not found (set VKYOLO_SHARED)\n", path);
-		return 77;
+	struct oracle_batch ob;
+	int ret = oracle_batch_load(model, "_train_step.safetensors", &ob);
+	if (ret) {
+		oracle_batch_free(&ob);
+		return ret;
 	}
-	fclose(f);
-	CHECK(nn_safetensors_read(path, &ref) == 0);
-	const struct nn_tensor *in = nn_tensor_map_find(ref, "input_u8"), *tg = nn_tensor_map_find(ref, "targets");
-	CHECK(in && in->ndim == 4 && in->dtype == NN_DTYPE_U8 && in->shape[1] == 3);
-	CHECK(tg && tg->ndim == 2 && tg->shape[1] == 6 && tg->dtype == NN_DTYPE_F32);
-	uint32_t n = (uint32_t)in->shape[0], h = (uint32_t)in->shape[2], w = (uint32_t)in->shape[3];
-	size_t cnt = (size_t)nn_tensor_numel(in);
-	CHECK((x = malloc(cnt * sizeof(float))));
-	for (size_t i = 0; i < cnt; i++)
-		x[i] = (float)((const uint8_t *)in->data)[i] / 255.0f;
+	ref = ob.ref, x = ob.x;
+	const struct nn_tensor *tg = ob.targets;
+	uint32_t n = ob.n, h = ob.h, w = ob.w;
 	snprintf(path, sizeof(path), "%s/oracle/%s_init.pt", test_shared_dir(), model);
 	if (nn_checkpoint_load(path, &ck) || !ck->arch) {
 		printf("FAIL loading %s\n", path);

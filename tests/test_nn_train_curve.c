@@ -16,7 +16,7 @@
 #include "log.h"
 #include "loss.h"
 #include "optim_ref.h"
-#include "safetensors.h"
+#include "oracle_batch.h"
 
 // The run is chaotic: its top-k assignment and max-pool arg-maxes are discrete, so a change of the
 // update by 1e-3 relative (lr 0.01 vs 0.01001, measured) moves the next step's loss by ~1e-3 and its
@@ -108,27 +108,20 @@ static int run(const char *model, uint32_t steps)
 	struct nn_sgd *opt = NULL;
 	float *x = NULL;
 	int fails = 1;
-	snprintf(path, sizeof(path), "%s/oracle/%s_curve.safetensors", test_shared_dir(), model);
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		printf("skip: %s not found (set VKYOLO_SHARED)\n", path);
-		return 77;
+	struct oracle_batch ob;
+	int ret = oracle_batch_load(model, "_curve.safetensors", &ob);
+	if (ret) {
+		oracle_batch_free(&ob);
+		return ret;
 	}
-	fclose(f);
-	CHECK(nn_safetensors_read(path, &ref) == 0);
-	const struct nn_tensor *in = nn_tensor_map_find(ref, "input_u8"), *tg = nn_tensor_map_find(ref, "targets");
-	const struct nn_tensor *wl = nn_tensor_map_find(ref, "loss"), *wn = nn_tensor_map_find(ref, "grad_norm_before_clip");
-	CHECK(in && in->ndim == 4 && in->dtype == NN_DTYPE_U8 && in->shape[1] == 3);
-	CHECK(tg && tg->ndim == 2 && tg->shape[1] == 6 && tg->dtype == NN_DTYPE_F32);
+	ref = ob.ref, x = ob.x;
+	const struct nn_tensor *tg = ob.targets, *wl = nn_tensor_map_find(ref, "loss");
+	const struct nn_tensor *wn = nn_tensor_map_find(ref, "grad_norm_before_clip");
 	CHECK(wl && wn && wl->dtype == NN_DTYPE_F32 && nn_tensor_numel(wl) == nn_tensor_numel(wn));
 	uint32_t total = (uint32_t)nn_tensor_numel(wl);
 	if (steps == 0 || steps > total)
 		steps = total;
-	uint32_t n = (uint32_t)in->shape[0], h = (uint32_t)in->shape[2], w = (uint32_t)in->shape[3];
-	size_t cnt = (size_t)nn_tensor_numel(in);
-	CHECK((x = malloc(cnt * sizeof(float))));
-	for (size_t i = 0; i < cnt; i++)
-		x[i] = (float)((const uint8_t *)in->data)[i] / 255.0f;
+	uint32_t n = ob.n, h = ob.h, w = ob.w;
 	snprintf(path, sizeof(path), "%s/oracle/%s_init.pt", test_shared_dir(), model);
 	struct nn_model_params p = {.fuse = false};
 	if (nn_checkpoint_load(path, &ck) || !ck->arch || (p.names = ck->names, nn_model_create(ck->arch, ck->state, &p, &m)) ||

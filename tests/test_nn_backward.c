@@ -1,5 +1,6 @@
 // The CPU reference backward pass (nn/model_bwd.h):
-//   test_nn_backward fd <model>  against central differences of our own forward (see run_fd).
+//   test_nn_backward fd <model> [first_layer]  against central differences of our own forward, conv
+//                                ops of layers >= first_layer (see run_fd).
 // and, golden, against the official gradients:
 //   test_nn_backward <model>   shared/oracle/<model>_init.pt, unfused, training-mode forward (batch
 //   statistics) on the batch of <model>_train_step.safetensors, official TAL loss and its gradient,
@@ -314,7 +315,7 @@ static float frand01(void)
 	return (float)(rng >> 8) / 16777216.0f;
 }
 
-static int run_fd(const char *model)
+static int run_fd(const char *model, uint32_t first_layer)
 {
 	char path[512];
 	struct nn_checkpoint *ck = NULL;
@@ -360,7 +361,7 @@ static int run_fd(const char *model)
 	double l0 = lin_loss(&f);
 	for (uint32_t i = 0, conv = 0; i < f.m->n_ops; i++) {
 		struct nn_op *op = &f.m->ops[i];
-		if (op->kind != NN_OP_CONV || conv++ % FD_EVERY)
+		if (op->kind != NN_OP_CONV || op->layer < first_layer || conv++ % FD_EVERY)
 			continue;
 		int which = (conv / FD_EVERY) % 2;
 		{
@@ -429,7 +430,7 @@ int main(int argc, char **argv)
 		printf("usage: test_nn_backward <model> | fd <model>\n");
 		return 1;
 	}
-	int ret = strcmp(argv[1], "fd") ? run(argv[1]) : argc > 2 ? run_fd(argv[2]) : 1;
+	int ret = strcmp(argv[1], "fd") ? run(argv[1]) : argc > 2 ? run_fd(argv[2], argc > 3 ? (uint32_t)atoi(argv[3]) : 0) : 1;
 	printf(ret == 0 ? "all passed\n" : ret == 77 ? "skipped\n" : "FAILED\n");
 	return ret;
 }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include "log.h"
@@ -333,8 +334,17 @@ int nn_checkpoint_load(const char *path, struct nn_checkpoint **out)
 	*out = NULL;
 	if (!ck)
 		return -ENOMEM;
-	int rc = nn_zip_probe(path) ? load_pt(path, ck) : load_safetensors(path, ck);
+	if (access(path, R_OK) != 0) {
+		int err = errno;
+		LOGE("model %s: %s", path, strerror(err));
+		free(ck);
+		return err == ENOENT ? -ENOENT : -EIO;
+	}
+	bool zip = nn_zip_probe(path);
+	int rc = zip ? load_pt(path, ck) : load_safetensors(path, ck);
 	if (rc < 0) {
+		LOGE("model %s: cannot be read as a %s checkpoint (see above)%s", path, zip ? "PyTorch (.pt)" : "safetensors",
+		     zip ? "" : "; it is not a PyTorch zip archive either");
 		nn_checkpoint_destroy(&ck);
 		return rc;
 	}

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "app.h"
 #include "dataset.h"
@@ -41,15 +42,16 @@ static void usage(FILE *f)
 	      "      --iou X            (--model) NMS IoU threshold (default 0.7)\n"
 	      "      --max-det N        (--model) detections kept per image (default 300)\n"
 	      "      --device D         (--model) Vulkan device index or name substring\n"
-	      "      --workers N        (--model) image-loading threads (default 2; 0 = load\n"
-	      "                         between forwards on the main thread)\n"
+	      "      --workers N        (--model) image-loading threads, overlapping the GPU\n"
+	      "                         (default: CPU count, at most 8; 0 = load between\n"
+	      "                         forwards on the main thread)\n"
 	      "      --save-json        (--model) write COCO results to\n"
 	      "                         runs/val/exp*/<model stem>_predictions.json\n"
 	      "      --dump-batches DIR (--model) write each batch's network input and output\n"
 	      "                         to DIR/batch_<n>.safetensors (for checking)\n"
 	      "  -t, --task SPLIT       split to score: val (default), train or test\n"
 	      "  -j, --json-out FILE    also write the results as JSON to FILE\n"
-	      "  -v, --verbose          print one row per class\n"
+	      "  -v, --verbose          print one row per class (always when nc < 50)\n"
 	      "  -h, --help             show this help and exit\n"
 	      "\n"
 	      "Exit status: 0 success, 1 runtime failure, 2 usage error.\n",
@@ -144,7 +146,7 @@ static void print_table(const struct nn_dataset *ds, const struct nn_metrics_res
 	       "mAP50-95");
 	printf("%22s%11zu%11zu%11.3g%11.3g%11.3g%11.3g\n", "all", r->images, r->instances, r->p, r->r,
 	       r->map50, r->map50_95);
-	if (!verbose || ds->nc <= 1)
+	if (!(verbose || ds->nc < 50) || ds->nc <= 1) // val.py: verbose or (nc < 50, not training)
 		return;
 	for (size_t i = 0; i < r->nclasses; i++) {
 		const struct nn_class_metrics *c = &r->classes[i];
@@ -233,8 +235,9 @@ int cmd_val(int argc, char **argv)
 		{"dump-batches", required_argument, NULL, OPT_DUMP}, {NULL, 0, NULL, 0},
 	};
 	const char *data = NULL, *preds = NULL, *json = NULL, *task = "val";
-	struct val_model_opts mo = {.imgsz = 640, .batch = 32, .workers = 2, .max_det = 300,
-				    .conf = 0.001f, .iou = 0.7f};
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	struct val_model_opts mo = {.imgsz = 640, .batch = 32, .max_det = 300, .conf = 0.001f,
+				    .iou = 0.7f, .workers = ncpu < 1 ? 1 : ncpu > 8 ? 8 : (uint32_t)ncpu};
 	bool verbose = false, save_json = false, model_only = false;
 	optind = 0; // full getopt re-initialisation: the caller may have parsed its own options
 	for (int c; (c = getopt_long(argc, argv, "d:p:m:t:j:vh", opts, NULL)) != -1;) {

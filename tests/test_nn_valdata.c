@@ -120,6 +120,37 @@ static int check_one_image(void)
 	return 0;
 }
 
+// coco8 val 000000000049.jpg is 381 x 500: at imgsz 640 it is enlarged (r = 1.28, INTER_LINEAR)
+// to int(487.68) x 640 and letterboxed into 672 x 512 (h x w): dw = 25 -> float pad 12.5, left
+// round(12.4) = 12, right 13; dh = 32 -> 16 / 16.
+static int check_enlarged(void)
+{
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/data/coco8/images/val/000000000049.jpg", test_shared_dir());
+	uint32_t H = 672, W = 512;
+	uint8_t *chw = malloc((size_t)3 * H * W), *big = malloc((size_t)487 * 640 * 3);
+	struct nn_image *img = NULL;
+	struct nn_val_geom g;
+	CHECK(chw && big);
+	CHECK(nn_val_load_image(path, 640, H, W, chw, &g) == 0);
+	printf("geom: %ux%u -> %ux%u, pad %g %g (left %u top %u)\n", g.w0, g.h0, g.w, g.h, g.lb.pad_x,
+	       g.lb.pad_y, g.lb.left, g.lb.top);
+	CHECK(g.w0 == 381 && g.h0 == 500 && g.w == 487 && g.h == 640);
+	CHECK(g.lb.left == 12 && g.lb.right == 13 && g.lb.top == 16 && g.lb.pad_x == 12.5);
+	CHECK(nn_image_load(path, &img) == 0);
+	CHECK(nn_resize_linear_u8(img->data, img->w, img->h, 3, big, 487, 640) == 0);
+	for (uint32_t k = 0; k < 3; k++)
+		for (uint32_t y = 16; y < 656; y++)
+			for (uint32_t x = 12; x < 499; x++)
+				CHECK(chw[((size_t)k * H + y) * W + x] ==
+				      big[((size_t)(y - 16) * 487 + x - 12) * 3 + k]);
+	CHECK(chw[0] == 114 && chw[(size_t)H * W - 1] == 114);
+	nn_image_destroy(&img);
+	free(chw);
+	free(big);
+	return 0;
+}
+
 int main(void)
 {
 	char probe[1024];
@@ -132,6 +163,7 @@ int main(void)
 	fclose(f);
 	int fails = check_coco128_plan();
 	fails += check_one_image();
+	fails += check_enlarged();
 	printf("%s\n", fails ? "FAIL" : "ok");
 	return fails ? 1 : 0;
 }

@@ -2,7 +2,6 @@
 #include "val_loader.h"
 
 #include <errno.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,58 +15,66 @@ struct val_loader {
 	const struct nn_val_plan *plan;
 	uint32_t imgsz, workers;
 	struct val_slot slots[2];
+	struct val_slot *filling; // the slot fill_slot is loading (for load_one)
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool stop, threaded;
 	pthread_t thread;
 };
 
-void val_group_start(struct val_group *g, uint32_t n, void *(*fn)(void *), void *arg)
+static void *work_thread(void *arg)
 {
-	g->n = 0;
-	for (uint32_t i = 0; i < n && i < 64; i++) {
-		if (pthread_create(&g->th[i], NULL, fn, arg))
-			break;
-		g->n++;
-	}
-}
-
-void val_group_join(struct val_group *g)
-{
-	for (uint32_t i = 0; i < g->n; i++)
-		pthread_join(g->th[i], NULL);
-	g->n = 0;
-}
-
-// The images of one batch, shared by the threads filling it: each takes the next index.
-struct fill_job {
-	struct val_loader *l;
-	struct val_slot *s;
-	atomic_uint next;
-	atomic_int rc;
-	double ms; // summed load time, added under mu
-	pthread_mutex_t mu;
-};
-
-static void *fill_worker(void *arg)
-{
-	struct fill_job *j = arg;
-	const struct nn_val_plan *p = j->l->plan;
-	struct val_slot *s = j->s;
-	size_t plane = (size_t)3 * s->h * s->w;
-	for (uint32_t b; (b = atomic_fetch_add(&j->next, 1)) < s->nb && !atomic_load(&j->rc);) {
-		size_t idx = p->order[(size_t)s->index * p->batch + b];
+	struct val_work *w = arg;
+	for (uint32_t i; (i = atomic_fetch_add(&w->next, 1)) < w->count && !atomic_load(&w->rc);) {
 		double t0 = app_now_ms();
-		int rc = nn_val_load_image(j->l->sp->images[idx].path, j->l->imgsz, s->h, s->w,
-					   s->input + b * plane, &s->geom[b]);
+		int rc = w->item(w->ctx, i);
 		double dt = app_now_ms() - t0;
-		pthread_mutex_lock(&j->mu);
-		j->ms += dt;
-		pthread_mutex_unlock(&j->mu);
+		pthread_mutex_lock(&w->mu);
+		w->ms += dt;
+		pthread_mutex_unlock(&w->mu);
 		if (rc)
-			atomic_store(&j->rc, rc);
+			atomic_store(&w->rc, rc);
 	}
 	return NULL;
+}
+
+void val_work_start(struct val_work *w, uint32_t threads, bool inline_too)
+{
+	atomic_init(&w->next, 0);
+	atomic_init(&w->rc, 0);
+	w->ms = 0;
+	w->nth = 0;
+	pthread_mutex_init(&w->mu, NULL);
+	w->started = true;
+	for (uint32_t i = 0; i < threads && i < 64; i++) {
+		if (pthread_create(&w->th[i], NULL, work_thread, w))
+			break;
+		w->nth++;
+	}
+	if (inline_too || w->nth == 0)
+		work_thread(w);
+}
+
+int val_work_join(struct val_work *w)
+{
+	if (!w->started)
+		return 0;
+	for (uint32_t i = 0; i < w->nth; i++)
+		pthread_join(w->th[i], NULL);
+	w->nth = 0;
+	w->started = false;
+	pthread_mutex_destroy(&w->mu);
+	return atomic_load(&w->rc);
+}
+
+static int load_one(void *ctx, uint32_t b)
+{
+	struct val_loader *l = ctx;
+	struct val_slot *s = l->filling;
+	const struct nn_val_plan *p = l->plan;
+	size_t idx = p->order[(size_t)s->index * p->batch + b];
+	return nn_val_load_image(l->sp->images[idx].path, l->imgsz, s->h, s->w,
+				 s->input + (size_t)b * 3 * s->h * s->w, &s->geom[b]);
 }
 
 static int fill_slot(struct val_loader *l, struct val_slot *s, uint32_t index)
@@ -89,20 +96,15 @@ static int fill_slot(struct val_loader *l, struct val_slot *s, uint32_t index)
 		}
 		s->cap = need;
 	}
-	struct fill_job j = {.l = l, .s = s};
-	atomic_init(&j.next, 0);
-	atomic_init(&j.rc, 0);
-	pthread_mutex_init(&j.mu, NULL);
-	struct val_group g;
+	struct val_work w = {.item = load_one, .ctx = l, .count = s->nb};
 	uint32_t extra = l->workers > 1 ? l->workers - 1 : 0;
-	val_group_start(&g, extra < s->nb ? extra : s->nb - 1, fill_worker, &j);
-	fill_worker(&j);
-	val_group_join(&g);
-	pthread_mutex_destroy(&j.mu);
-	s->ms_load = j.ms;
+	l->filling = s;
+	val_work_start(&w, extra < s->nb ? extra : s->nb - 1, true);
+	int rc = val_work_join(&w);
+	s->ms_load = w.ms;
 	for (uint32_t b = s->nb; b < B; b++)
 		memcpy(s->input + b * plane, s->input + (size_t)(s->nb - 1) * plane, plane);
-	return atomic_load(&j.rc);
+	return rc;
 }
 
 static void *loader_main(void *arg)

@@ -1,8 +1,9 @@
 // The image side of `vkyolo val --model`: a background thread fills batch slots (two, so one is
 // loaded while the GPU runs the other) with letterboxed inputs from nn/valdata, several images
-// at a time; plus a tiny thread group used for the per-image NMS as well.
+// at a time; plus the small work-sharing helper used for the per-image NMS as well.
 #pragma once
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -36,11 +37,23 @@ void val_loader_release(struct val_loader *l, struct val_slot *s);
 // Stops and joins the background thread. Accepts &NULL.
 void val_loader_destroy(struct val_loader **l);
 
-// Runs fn(arg) on n threads (n <= 64); val_group_join waits for them. Threads that cannot be
-// started are simply fewer (fn must take work from a shared counter).
-struct val_group {
+// `count` independent items run by several threads: each takes the next index, the first error
+// stops the rest, ms sums the items' run times. Set item, ctx and count, then start and join.
+struct val_work {
+	int (*item)(void *ctx, uint32_t i);
+	void *ctx;
+	uint32_t count;
+	atomic_uint next;
+	atomic_int rc;
+	double ms;
+	pthread_mutex_t mu;
 	pthread_t th[64];
-	uint32_t n;
+	uint32_t nth;
+	bool started;
 };
-void val_group_start(struct val_group *g, uint32_t n, void *(*fn)(void *), void *arg);
-void val_group_join(struct val_group *g);
+// Starts `threads` threads (at most 64; fewer when they cannot be created); with `inline_too`
+// the caller's thread also works until the items run out before this returns. 0 threads and no
+// inline_too: the caller still runs everything here.
+void val_work_start(struct val_work *w, uint32_t threads, bool inline_too);
+// Waits for the threads; returns the first item error (0 when none). Harmless when not started.
+int val_work_join(struct val_work *w);

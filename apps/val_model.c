@@ -6,7 +6,6 @@
 #include "val_model.h"
 
 #include <errno.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +25,7 @@
 
 #define RUNNER_CACHE 3 // shapes come in runs (images are sorted by ratio); 3 absorbs alternation
 
-// The NMS of one finished batch, run by a thread group while the GPU runs the next one.
+// The NMS of one finished batch, run by worker threads while the GPU runs the next one.
 struct nms_job {
 	float *pred; // [batch, 4 + nc, anchors], the network output of this batch
 	size_t pred_cap;
@@ -35,12 +34,7 @@ struct nms_job {
 	uint32_t *n;
 	uint32_t index, nb, anchors, nc;
 	struct nn_nms_params np;
-	atomic_uint next;
-	atomic_int rc;
-	double ms; // summed NMS time, added under mu
-	pthread_mutex_t mu;
-	struct val_group g;
-	bool active;
+	struct val_work w;
 };
 
 struct val_ctx {
@@ -96,50 +90,32 @@ static int dump_batch(const char *dir, uint32_t b, const struct val_slot *s, uin
 	return rc;
 }
 
-static void *nms_worker(void *arg)
+static int nms_one(void *ctx, uint32_t i)
 {
-	struct nms_job *j = arg;
+	struct nms_job *j = ctx;
 	size_t per = (size_t)(4 + j->nc) * j->anchors;
-	for (uint32_t i; (i = atomic_fetch_add(&j->next, 1)) < j->nb && !atomic_load(&j->rc);) {
-		double t0 = app_now_ms();
-		int rc = nn_nms(j->pred + i * per, j->nc, j->anchors, &j->np, &j->d[i], &j->n[i]);
-		if (!rc)
-			nn_val_scale_dets(&j->geom[i], j->d[i], j->n[i]);
-		double dt = app_now_ms() - t0;
-		pthread_mutex_lock(&j->mu);
-		j->ms += dt;
-		pthread_mutex_unlock(&j->mu);
-		if (rc)
-			atomic_store(&j->rc, rc);
-	}
-	return NULL;
+	int rc = nn_nms(j->pred + i * per, j->nc, j->anchors, &j->np, &j->d[i], &j->n[i]);
+	if (!rc)
+		nn_val_scale_dets(&j->geom[i], j->d[i], j->n[i]);
+	return rc;
 }
 
 static void job_start(struct val_ctx *c, struct nms_job *j)
 {
-	atomic_store(&j->next, 0);
-	atomic_store(&j->rc, 0);
-	j->ms = 0;
-	j->active = true;
-	if (c->o->workers == 0)
-		nms_worker(j); // all on the main thread
-	else
-		val_group_start(&j->g, c->o->workers < j->nb ? c->o->workers : j->nb, nms_worker, j);
-	if (c->o->workers && j->g.n == 0)
-		nms_worker(j); // no thread could start
+	j->w = (struct val_work){.item = nms_one, .ctx = j, .count = j->nb};
+	// --workers 0: everything on the main thread, here.
+	val_work_start(&j->w, c->o->workers < j->nb ? c->o->workers : j->nb, false);
 }
 
 // Waits for the job, then scores its images in plan order (metrics and JSON are sequential).
 static int job_finish(struct val_ctx *c, struct nms_job *j, const struct nn_dataset_split *sp,
 		      const struct nn_val_plan *plan, struct val_model_stats *st, int rc)
 {
-	if (!j->active)
+	if (!j->w.started)
 		return rc;
-	val_group_join(&j->g);
-	j->active = false;
-	if (!rc)
-		rc = atomic_load(&j->rc);
-	st->ms_nms += j->ms;
+	int nms_rc = val_work_join(&j->w);
+	rc = rc ? rc : nms_rc;
+	st->ms_nms += j->w.ms;
 	for (uint32_t i = 0; i < j->nb; i++) {
 		const struct nn_dataset_image *im = &sp->images[plan->order[(size_t)j->index * plan->batch + i]];
 		if (!rc && im->count > c->gt_cap) {
@@ -169,7 +145,6 @@ static int jobs_init(struct val_ctx *c)
 	const struct val_model_opts *o = c->o;
 	for (int k = 0; k < 2; k++) {
 		struct nms_job *j = &c->jobs[k];
-		pthread_mutex_init(&j->mu, NULL);
 		j->nc = c->model->nc;
 		j->np = (struct nn_nms_params){.conf_thres = o->conf, .iou_thres = o->iou,
 					       .multi_label = true, .max_det = o->max_det};
@@ -184,15 +159,13 @@ static void jobs_free(struct val_ctx *c)
 {
 	for (int k = 0; k < 2; k++) {
 		struct nms_job *j = &c->jobs[k];
-		val_group_join(&j->g);
+		val_work_join(&j->w);
 		for (uint32_t i = 0; j->d && i < c->o->batch; i++)
 			free(j->d[i]);
 		free(j->d);
 		free(j->n);
 		free(j->geom);
 		free(j->pred);
-		if (j->nc)
-			pthread_mutex_destroy(&j->mu);
 	}
 }
 

@@ -172,16 +172,16 @@ static int parse_unit(const char *s, float *out)
 	return !*s || *end || !(*out >= 0 && *out <= 1) ? -1 : 0;
 }
 
-// The COCO 80 -> 91 category map applies when the split is COCO val2017 (as val.py's is_coco).
-static bool is_coco_val(const struct nn_dataset *ds, enum nn_split split)
+// The COCO 80 -> 91 category map applies when `val` is one path ending in coco/val2017.txt (as
+// val.py's is_coco).
+static bool is_coco_val(const struct nn_dataset *ds)
 {
-	for (size_t i = 0; i < ds->nsources[split]; i++) {
-		const char *src = ds->sources[split][i];
-		size_t n = strlen(src);
-		if (n >= 11 && !strcmp(src + n - 11, "val2017.txt"))
-			return true;
-	}
-	return false;
+	const char *tail = "coco/val2017.txt";
+	if (ds->nsources[NN_SPLIT_VAL] != 1)
+		return false;
+	const char *src = ds->sources[NN_SPLIT_VAL][0];
+	size_t n = strlen(src), k = strlen(tail);
+	return n >= k && !strcmp(src + n - k, tail);
 }
 
 // runs/val/exp, exp2, ... / <model stem>_predictions.json (caller frees). 0 or -errno.
@@ -301,7 +301,7 @@ int cmd_val(int argc, char **argv)
 		if (preds) {
 			rc = nn_metrics_score_dir(sp, preds, &res);
 		} else {
-			mo.coco91 = ds->nc == 80 && is_coco_val(ds, split);
+			mo.coco91 = ds->nc == 80 && is_coco_val(ds);
 			if (save_json && !(rc = json_pred_path(mo.model, &json_pred)))
 				mo.save_json = json_pred;
 			if (!rc)

@@ -241,10 +241,15 @@ int val_model_run(const struct val_model_opts *o, const struct nn_dataset *ds,
 	memset(st, 0, sizeof(*st));
 	double t0 = app_now_ms();
 	int rc = app_model_load(o->model, true, &c.ck, &c.model);
-	if (!rc && c.model->nc != (uint32_t)ds->nc)
-		LOGW("val: the model has %u classes, %s has %d", c.model->nc, ds->yaml_path, ds->nc);
-	if (!rc)
-		rc = nn_val_plan_create(sp, o->imgsz, o->batch, 32, 0.5, &plan);
+	if (!rc && c.model->nc != (uint32_t)ds->nc) { // val.py asserts the same
+		LOGE("val: %s has %u classes but %s has %d: trained on another dataset?", o->model,
+		     c.model->nc, ds->yaml_path, ds->nc);
+		rc = -EINVAL;
+	}
+	if (!rc) { // rectangular batches in multiples of the model's largest stride
+		uint32_t stride = (uint32_t)c.model->stride[c.model->nl - 1];
+		rc = nn_val_plan_create(sp, o->imgsz, o->batch, stride ? stride : 32, 0.5, &plan);
+	}
 	if (!rc)
 		rc = nn_metrics_create(&c.metrics);
 	if (!rc && o->save_json)

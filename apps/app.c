@@ -1,7 +1,10 @@
 // Helpers shared by the subcommands.
 #include "app.h"
 
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -70,6 +73,24 @@ int app_model_load(const char *path, bool fuse, struct nn_checkpoint **ck, struc
 	}
 	LOGD("model %s: %u classes, %u ops (%s weights)", path, (*model)->nc, (*model)->n_ops, (*ck)->source);
 	return 0;
+}
+
+int app_parse_u32(const char *s, uint32_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (!*s || *end || errno || v > UINT32_MAX || *s == '-')
+		return -1;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+int app_parse_double(const char *s, double *out)
+{
+	char *end;
+	*out = strtod(s, &end);
+	return !*s || *end ? -1 : 0;
 }
 
 double app_now_ms(void)

@@ -1,6 +1,7 @@
 // Shared pieces of the vkyolo subcommands: exit codes, device opening, option helpers.
 #pragma once
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "gpu.h"
 
@@ -16,6 +17,7 @@ int cmd_convert(int argc, char **argv);
 int cmd_val(int argc, char **argv);
 int cmd_detect(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_view(int argc, char **argv);
 
 // Opens the instance and the device chosen by `want` (index, name substring, or NULL for
 // VKYOLO_DEVICE / the best device) and logs which device was chosen. 0 or a negative errno.
@@ -30,6 +32,10 @@ struct nn_model;
 // Loads a checkpoint (.pt or our .safetensors) and builds its model (fused for inference when
 // `fuse`). Logs what was loaded. 0 or a negative errno (already logged).
 int app_model_load(const char *path, bool fuse, struct nn_checkpoint **ck, struct nn_model **model);
+
+// Whole-string numbers for option values: 0, or -1 when s is empty, malformed or out of range.
+int app_parse_u32(const char *s, uint32_t *out);
+int app_parse_double(const char *s, double *out);
 
 // Monotonic clock in milliseconds.
 double app_now_ms(void);

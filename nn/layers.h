@@ -13,9 +13,16 @@
 #include "gpu.h"
 #include "ref.h"
 
-// Register tile of the convolution kernel: 4*ocv output channels x pw output pixels per invocation.
+// Which convolution kernel runs a conv, and its register tile: ocb output channels x px output
+// pixels per invocation.
+enum nn_conv2d_variant {
+	NN_CONV2D_DIRECT, // conv2d_fwd.comp: any shape; ocb a multiple of 4, px pixels of one row
+	NN_CONV2D_1X1,    // conv2d_fwd_1x1.comp: 1x1 s1 p0, no avgpool, h*w % 4 == 0; px a multiple of 4
+	NN_CONV2D_SG,     // conv2d_fwd_sg.comp (CPU devices, subgroup 8): any shape; px pixels per invocation
+};
 struct nn_conv2d_tile {
-	uint32_t ocv, pw;
+	enum nn_conv2d_variant variant;
+	uint32_t ocb, px;
 };
 
 // The tile the kernel uses for this convolution on this device (a pure function of both).

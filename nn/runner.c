@@ -33,16 +33,7 @@ static uint64_t align_up(uint64_t v, uint64_t a)
 
 static void conv_desc(const struct nn_runner *r, const struct nn_op *op, struct nn_conv2d_desc *d)
 {
-	const struct nn_shape *s = r->shapes;
-	*d = (struct nn_conv2d_desc){
-		.n = r->p.n, .c_in = op->x.c, .h_in = s[op->x.tensor].h, .w_in = s[op->x.tensor].w, .c_out = op->y.c,
-		.k_h = op->k, .k_w = op->k, .stride = op->stride, .pad = op->pad, .groups = op->groups,
-		.act = op->act, .avgpool_before = op->avgpool_before, .res_before_act = op->res_before_act,
-		.x_c_total = s[op->x.tensor].c, .x_c_off = op->x.c_off,
-		.y_c_total = s[op->y.tensor].c, .y_c_off = op->y.c_off,
-	};
-	if (op->r.tensor != NN_NO_TENSOR)
-		d->r_c_total = s[op->r.tensor].c, d->r_c_off = op->r.c_off;
+	nn_op_conv_desc(op, r->shapes, r->p.n, d);
 }
 
 // The op's weights with an unfused BN folded in: w' = w * g, b' = beta - mean * g (+ b * g),
@@ -144,30 +135,23 @@ static int record_op(struct nn_runner *r, uint32_t i)
 	}
 	case NN_OP_MAXPOOL:
 	case NN_OP_AVGPOOL: {
-		struct nn_pool2d_desc d = {
-			.n = r->p.n, .c = op->x.c, .h_in = s[op->x.tensor].h, .w_in = s[op->x.tensor].w, .k = op->k,
-			.stride = op->stride, .pad = op->pad, .x_c_total = s[op->x.tensor].c, .x_c_off = op->x.c_off,
-			.y_c_total = s[op->y.tensor].c, .y_c_off = op->y.c_off,
-		};
+		struct nn_pool2d_desc d;
+		nn_op_pool_desc(op, s, r->p.n, &d);
 		return op->kind == NN_OP_MAXPOOL ? nn_maxpool2d_record(r->dev, r->seq, &d, &x, &y, op->name)
 		                                 : nn_avgpool2d_record(r->dev, r->seq, &d, &x, &y, op->name);
 	}
 	case NN_OP_RESIZE: {
-		struct nn_resize_desc d = {
-			.n = r->p.n, .c = op->x.c, .h_in = s[op->x.tensor].h, .w_in = s[op->x.tensor].w,
-			.h_out = s[op->y.tensor].h, .w_out = s[op->y.tensor].w, .accumulate = op->accumulate,
-			.x_c_total = s[op->x.tensor].c, .x_c_off = op->x.c_off,
-			.y_c_total = s[op->y.tensor].c, .y_c_off = op->y.c_off,
-		};
+		struct nn_resize_desc d;
+		nn_op_resize_desc(op, s, r->p.n, &d);
 		return nn_resize_nearest_record(r->dev, r->seq, &d, &x, &y, op->name);
 	}
 	case NN_OP_DECODE: {
-		struct nn_decode_desc d = { .n = r->p.n, .nc = op->nc, .reg_max = op->reg_max, .nl = op->nl };
+		struct nn_decode_desc d;
 		struct nn_decode_level_slice sl[NN_DETECT_MAX_LEVELS];
 		struct gpu_binding lv[NN_DETECT_MAX_LEVELS];
+		nn_op_decode_desc(op, s, r->p.n, &d);
 		for (uint32_t l = 0; l < op->nl && l < NN_DETECT_MAX_LEVELS; l++) {
 			uint32_t t = op->level[l];
-			d.h[l] = s[t].h, d.w[l] = s[t].w, d.stride[l] = op->level_stride[l];
 			sl[l] = (struct nn_decode_level_slice){ s[t].c, 0 };
 			lv[l] = tensor_binding(r, t);
 		}

@@ -12,11 +12,11 @@ jobs=$(nproc)
 scripts/build.sh build -Dwerror=true
 meson test -C build --num-processes "$jobs" --print-errorlogs
 
-# Sanitizers, on the unit and gpu suites (the golden suite repeats the same code on the oracle
+# Sanitizers, on the unit, gpu and display suites (the golden suite repeats the same code on the oracle
 # models, which takes minutes under ASan on lavapipe). The Vulkan loader and Mesa leak a few bytes from libraries they unload (frames
 # without symbols, so LSan cannot suppress them): leak checking stays on for CPU-only tests and
-# is off for GPU tests, whose device memory accounting is asserted by the tests themselves.
+# is off for GPU and display (X, SDL) tests, whose device memory accounting is asserted by the tests themselves.
 scripts/build.sh build-asan -Dwerror=true -Db_sanitize=address,undefined -Dbuildtype=debugoptimized
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 ASAN_OPTIONS=detect_leaks=1 meson test -C build-asan --num-processes "$jobs" --print-errorlogs --suite unit
-ASAN_OPTIONS=detect_leaks=0 meson test -C build-asan --num-processes "$jobs" --print-errorlogs --suite gpu
+ASAN_OPTIONS=detect_leaks=0 meson test -C build-asan --num-processes "$jobs" --print-errorlogs --suite gpu --suite display

@@ -12,6 +12,17 @@
 		}                                                                          \
 	} while (0)
 
+// CHECK with a printf-style message (the numbers that failed) instead of the expression.
+#define CHECKF(c, ...)                                                             \
+	do {                                                                           \
+		if (!(c)) {                                                                \
+			fprintf(stderr, "%s:%d: FAIL ", __FILE__, __LINE__);                   \
+			fprintf(stderr, __VA_ARGS__);                                          \
+			fprintf(stderr, "\n");                                                 \
+			return 1;                                                              \
+		}                                                                          \
+	} while (0)
+
 static inline const char *test_shared_dir(void)
 {
 	const char *s = getenv("VKYOLO_SHARED");

@@ -59,7 +59,7 @@ struct conv_case {
 	bool residual, bias;
 };
 
-static int conv_one(const struct conv_case *c, unsigned seed)
+static int conv_one(const struct conv_case *c, const struct nn_conv2d_tile *tile, unsigned seed)
 {
 	const struct nn_conv2d_desc *d = &c->d;
 	uint32_t ho = nn_conv2d_out_h(d), wo = nn_conv2d_out_w(d);
@@ -70,8 +70,7 @@ static int conv_one(const struct conv_case *c, unsigned seed)
 	float *x = rnd(nx, seed, 1), *w = rnd(nw, seed + 1, 1.0f / sqrtf((float)(cig * d->k_h * d->k_w)));
 	float *b = rnd(d->c_out, seed + 2, 0.5f), *r = rnd(nr, seed + 3, 1), *want = rnd(ny, seed + 4, 1);
 	float *got = malloc(ny * 4);
-	struct nn_conv2d_tile t;
-	nn_conv2d_choose_tile(gpu_device_info(g.dev), d, &t);
+	struct nn_conv2d_tile t = *tile;
 	size_t nwp = nn_conv2d_packed_weight_floats(d, &t), nbp = nn_conv2d_packed_bias_floats(d, &t);
 	float *wp = malloc(nwp * 4), *bp = malloc(nbp * 4);
 	nn_conv2d_pack(d, &t, w, c->bias ? b : NULL, wp, bp);
@@ -100,9 +99,9 @@ static int conv_one(const struct conv_case *c, unsigned seed)
 	if (!ret) {
 		nn_conv2d_forward_ref(d, x, w, c->bias ? b : NULL, c->residual ? r : NULL, want);
 		char what[160];
-		snprintf(what, sizeof(what), "conv n%u c%u->%u %ux%u k%ux%u s%u p%u g%u act%d avg%d res%d/%d tile %ux%u",
+		snprintf(what, sizeof(what), "conv n%u c%u->%u %ux%u k%ux%u s%u p%u g%u act%d avg%d res%d/%d tile %ux%u v%d",
 		         d->n, d->c_in, d->c_out, d->h_in, d->w_in, d->k_h, d->k_w, d->stride, d->pad, d->groups,
-		         d->act, d->avgpool_before, c->residual, d->res_before_act, 4 * t.ocv, t.pw);
+		         d->act, d->avgpool_before, c->residual, d->res_before_act, t.ocb, t.px, t.variant);
 		fail = !test_close_f32(what, got, want, ny, CONV_ATOL, CONV_RTOL);
 	}
 	gpu_seq_destroy(&seq);
@@ -146,9 +145,29 @@ static int check_conv(void)
 		{ { .n = 2, .c_in = 127, .h_in = 7, .w_in = 5, .c_out = 3, .k_h = 1, .k_w = 1, .stride = 2,
 		    .groups = 1, .act = NN_ACT_SIGMOID }, false, true },
 	};
+	const struct gpu_device_info *info = gpu_device_info(g.dev);
 	int fails = 0;
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		fails += conv_one(&cases[i], 10 + 7 * (unsigned)i);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct nn_conv2d_desc *d = &cases[i].d;
+		// The device's choice, then every kernel that can run this conv here, at two tile sizes.
+		struct nn_conv2d_tile tiles[8];
+		int nt = 0;
+		nn_conv2d_choose_tile(info, d, &tiles[nt++]);
+		tiles[nt++] = (struct nn_conv2d_tile){ NN_CONV2D_DIRECT, 16, 8 };
+		tiles[nt++] = (struct nn_conv2d_tile){ NN_CONV2D_DIRECT, 4, 3 };
+		bool is_1x1 = d->k_h == 1 && d->k_w == 1 && d->stride == 1 && !d->pad && !d->avgpool_before &&
+		              nn_conv2d_out_h(d) * nn_conv2d_out_w(d) % 4 == 0;
+		if (is_1x1) {
+			tiles[nt++] = (struct nn_conv2d_tile){ NN_CONV2D_1X1, 16, 16 };
+			tiles[nt++] = (struct nn_conv2d_tile){ NN_CONV2D_1X1, 4, 4 };
+		}
+		if (info->subgroup_size == 8 && info->subgroup_shuffle) {
+			tiles[nt++] = (struct nn_conv2d_tile){ NN_CONV2D_SG, 32, 3 };
+			tiles[nt++] = (struct nn_conv2d_tile){ NN_CONV2D_SG, 4, 1 };
+		}
+		for (int k = 0; k < nt; k++)
+			fails += conv_one(&cases[i], &tiles[k], 10 + 7 * (unsigned)i);
+	}
 	return fails;
 }
 

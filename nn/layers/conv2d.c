@@ -1,9 +1,14 @@
-// Records the fused direct convolution (shaders/conv2d_fwd.comp) and packs its weights.
+// Records the fused convolutions (shaders/conv2d_fwd*.comp) and packs their weights. All kernels
+// read one packed layout: [groups * bpg][cig][k_h][row] weights with row = [k_w][ocb] (padded to
+// 4 * SG_LANES floats for conv2d_fwd_sg.comp), [groups * bpg][ocb] bias.
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "layers.h"
 
 #define CONV_WG 64
+#define SG_LANES 8 // conv2d_fwd_sg.comp: one subgroup of 8 per workgroup (lavapipe)
 
 struct conv_push {
 	uint32_t lanes, tiles_w, cig, cog, bpg, h_in, w_in, h_out, w_out, pad;
@@ -14,33 +19,68 @@ _Static_assert(sizeof(struct conv_push) == 64, "conv2d_fwd.comp push block");
 void nn_conv2d_choose_tile(const struct gpu_device_info *info, const struct nn_conv2d_desc *d,
                            struct nn_conv2d_tile *t)
 {
-	(void)info;
-	uint32_t cog = d->c_out / d->groups;
-	t->ocv = cog >= 16 ? 4 : cog >= 8 ? 2 : 1;
-	t->pw = d->k_w == 1 && d->stride == 1 ? 8 : 8;
+	uint32_t cog = d->c_out / d->groups, hw = nn_conv2d_out_h(d) * nn_conv2d_out_w(d);
+	// Tuning override "variant,ocb,px" (benchmarks only; ignored when malformed).
+	const char *e = getenv("VKYOLO_CONV_TILE");
+	unsigned v, ocb, px;
+	if (e && sscanf(e, "%u,%u,%u", &v, &ocb, &px) == 3 && v <= NN_CONV2D_SG && ocb && ocb % 4 == 0 && px &&
+	    (v != NN_CONV2D_1X1 || px % 4 == 0)) {
+		*t = (struct nn_conv2d_tile){ (enum nn_conv2d_variant)v, ocb, px };
+		return;
+	}
+	if (info->type == GPU_DEVICE_TYPE_CPU && info->subgroup_size == SG_LANES && info->subgroup_shuffle) {
+		// lavapipe: every loaded (lane, component) costs ~27 cycles, FMAs are nearly free, so use
+		// big channel blocks (up to 64, split evenly) and up to 16 pixels per invocation with the
+		// row split into equal tiles (no ragged tail). 32-channel caps measured 7% slower.
+		uint32_t w_out = nn_conv2d_out_w(d), tiles = (w_out + 8 * SG_LANES * 2 - 1) / (8 * SG_LANES * 2);
+		uint32_t cap = 64, blocks = (cog + cap - 1) / cap; // equal blocks: 80 channels = 2 x 40, not 64 + 16
+		t->variant = NN_CONV2D_SG;
+		t->ocb = ((cog + blocks - 1) / blocks + 3) / 4 * 4;
+		t->px = (w_out + SG_LANES * tiles - 1) / (SG_LANES * tiles);
+		while (t->ocb * t->px > 512 && t->ocb > 4)
+			t->ocb = (t->ocb / 2 + 3) / 4 * 4;
+		return;
+	}
+	if (d->k_h == 1 && d->k_w == 1 && d->stride == 1 && d->pad == 0 && !d->avgpool_before && hw % 4 == 0) {
+		t->variant = NN_CONV2D_1X1;
+		t->ocb = cog >= 16 ? 16 : cog >= 8 ? 8 : 4;
+		t->px = 4 * 4;
+		return;
+	}
+	t->variant = NN_CONV2D_DIRECT;
+	t->ocb = cog >= 16 ? 16 : cog >= 8 ? 8 : 4;
+	t->px = 8;
 }
 
 static uint32_t blocks_per_group(const struct nn_conv2d_desc *d, const struct nn_conv2d_tile *t)
 {
-	uint32_t cog = d->c_out / d->groups, ocb = 4 * t->ocv;
-	return (cog + ocb - 1) / ocb;
+	uint32_t cog = d->c_out / d->groups;
+	return (cog + t->ocb - 1) / t->ocb;
+}
+
+// Floats of one kernel row (k_w taps x ocb channels) in the packed weights: conv2d_fwd_sg.comp
+// loads whole rows cooperatively, 4 * SG_LANES floats at a time.
+static uint32_t packed_row(const struct nn_conv2d_desc *d, const struct nn_conv2d_tile *t)
+{
+	uint32_t row = d->k_w * t->ocb, chunk = 4 * SG_LANES;
+	return t->variant == NN_CONV2D_SG ? (row + chunk - 1) / chunk * chunk : row;
 }
 
 size_t nn_conv2d_packed_weight_floats(const struct nn_conv2d_desc *d, const struct nn_conv2d_tile *t)
 {
-	return (size_t)d->groups * blocks_per_group(d, t) * (d->c_in / d->groups) * d->k_h * d->k_w * 4 * t->ocv;
+	return (size_t)d->groups * blocks_per_group(d, t) * (d->c_in / d->groups) * d->k_h * packed_row(d, t);
 }
 
 size_t nn_conv2d_packed_bias_floats(const struct nn_conv2d_desc *d, const struct nn_conv2d_tile *t)
 {
-	return (size_t)d->groups * blocks_per_group(d, t) * 4 * t->ocv;
+	return (size_t)d->groups * blocks_per_group(d, t) * t->ocb;
 }
 
 void nn_conv2d_pack(const struct nn_conv2d_desc *d, const struct nn_conv2d_tile *t, const float *w,
                     const float *bias, float *wp, float *bp)
 {
-	uint32_t cig = d->c_in / d->groups, cog = d->c_out / d->groups, ocb = 4 * t->ocv;
-	uint32_t bpg = blocks_per_group(d, t), kk = d->k_h * d->k_w;
+	uint32_t cig = d->c_in / d->groups, cog = d->c_out / d->groups, ocb = t->ocb;
+	uint32_t bpg = blocks_per_group(d, t), kk = d->k_h * d->k_w, row = packed_row(d, t);
 	memset(wp, 0, nn_conv2d_packed_weight_floats(d, t) * sizeof(float));
 	memset(bp, 0, nn_conv2d_packed_bias_floats(d, t) * sizeof(float));
 	// wp: [groups*bpg][cig][k_h*k_w][ocb], bp: [groups*bpg][ocb]
@@ -54,11 +94,80 @@ void nn_conv2d_pack(const struct nn_conv2d_desc *d, const struct nn_conv2d_tile 
 				size_t oc = (size_t)g * cog + ocg;
 				bp[blk * ocb + j] = bias ? bias[oc] : 0.0f;
 				for (uint32_t ci = 0; ci < cig; ci++)
-					for (uint32_t k = 0; k < kk; k++)
-						wp[((blk * cig + ci) * kk + k) * ocb + j] = w[(oc * cig + ci) * kk + k];
+					for (uint32_t kh = 0; kh < d->k_h; kh++)
+						for (uint32_t kw = 0; kw < d->k_w; kw++)
+							wp[((blk * cig + ci) * d->k_h + kh) * row + kw * ocb + j] =
+								w[(oc * cig + ci) * kk + kh * d->k_w + kw];
 			}
 		}
 	}
+}
+
+struct conv1x1_push {
+	uint32_t lanes, tiles, cig, cog, bpg, hw4;
+	uint32_t x_c_total, x_c_off, y_c_total, y_c_off, r_c_total, r_c_off;
+};
+_Static_assert(sizeof(struct conv1x1_push) == 48, "conv2d_fwd_1x1.comp push block");
+
+static int record_1x1(struct gpu_device *dev, struct gpu_seq *seq, const struct nn_conv2d_desc *d,
+                      const struct nn_conv2d_tile *t, bool has_residual, const struct gpu_binding *b,
+                      const char *label)
+{
+	uint32_t hw = d->h_in * d->w_in, pv = t->px / 4, bpg = blocks_per_group(d, t);
+	if (hw % 4 || t->px % 4 || d->k_h != 1 || d->k_w != 1 || d->stride != 1 || d->pad || d->avgpool_before) {
+		LOGE("conv2d %s: not a 1x1 s1 conv over a plane of 4k pixels", label ? label : "");
+		return -EINVAL;
+	}
+	struct gpu_kernel *k = NULL;
+	uint32_t res = has_residual ? (d->res_before_act ? 2 : 1) : 0;
+	struct gpu_kernel_params kp = { .id = GPU_KERNEL_CONV2D_FWD_1X1, .binding_count = 5,
+	                                .push_size = sizeof(struct conv1x1_push), .spec_count = 5,
+	                                .spec = { CONV_WG, t->ocb, pv, (uint32_t)d->act, res } };
+	int ret = gpu_kernel_get(dev, &kp, &k);
+	if (ret)
+		return ret;
+	uint32_t tiles = (hw / 4 + pv - 1) / pv;
+	struct conv1x1_push p = {
+		.lanes = d->n * tiles, .tiles = tiles, .cig = d->c_in / d->groups, .cog = d->c_out / d->groups,
+		.bpg = bpg, .hw4 = hw / 4,
+		.x_c_total = d->x_c_total ? d->x_c_total : d->c_in, .x_c_off = d->x_c_off,
+		.y_c_total = d->y_c_total ? d->y_c_total : d->c_out, .y_c_off = d->y_c_off,
+		.r_c_total = d->r_c_total ? d->r_c_total : d->c_out, .r_c_off = d->r_c_off,
+	};
+	return gpu_seq_dispatch(seq, &(struct gpu_dispatch){ .kernel = k, .bindings = b, .push = &p,
+	                        .groups = { (p.lanes + CONV_WG - 1) / CONV_WG, d->groups * bpg, 1 }, .label = label });
+}
+
+struct sg_push {
+	uint32_t tiles_w, cig, cog, bpg, h_in, w_in, h_out, w_out, pad;
+	uint32_t x_c_total, x_c_off, y_c_total, y_c_off, r_c_total, r_c_off;
+};
+_Static_assert(sizeof(struct sg_push) == 60, "conv2d_fwd_sg.comp push block");
+
+static int record_sg(struct gpu_device *dev, struct gpu_seq *seq, const struct nn_conv2d_desc *d,
+                     const struct nn_conv2d_tile *t, bool has_residual, const struct gpu_binding *b,
+                     const char *label)
+{
+	uint32_t h_out = nn_conv2d_out_h(d), w_out = nn_conv2d_out_w(d), bpg = blocks_per_group(d, t);
+	uint32_t tiles_w = (w_out + SG_LANES * t->px - 1) / (SG_LANES * t->px);
+	struct gpu_kernel *k = NULL;
+	uint32_t res = has_residual ? (d->res_before_act ? 2 : 1) : 0;
+	struct gpu_kernel_params kp = { .id = GPU_KERNEL_CONV2D_FWD_SG, .binding_count = 5,
+	                                .push_size = sizeof(struct sg_push), .spec_count = 9,
+	                                .spec = { SG_LANES, t->ocb, t->px, d->k_h, d->k_w, d->stride,
+	                                          (uint32_t)d->act, d->avgpool_before, res } };
+	int ret = gpu_kernel_get(dev, &kp, &k);
+	if (ret)
+		return ret;
+	struct sg_push p = {
+		.tiles_w = tiles_w, .cig = d->c_in / d->groups, .cog = d->c_out / d->groups, .bpg = bpg,
+		.h_in = d->h_in, .w_in = d->w_in, .h_out = h_out, .w_out = w_out, .pad = d->pad,
+		.x_c_total = d->x_c_total ? d->x_c_total : d->c_in, .x_c_off = d->x_c_off,
+		.y_c_total = d->y_c_total ? d->y_c_total : d->c_out, .y_c_off = d->y_c_off,
+		.r_c_total = d->r_c_total ? d->r_c_total : d->c_out, .r_c_off = d->r_c_off,
+	};
+	return gpu_seq_dispatch(seq, &(struct gpu_dispatch){ .kernel = k, .bindings = b, .push = &p,
+	                        .groups = { h_out * tiles_w, d->groups * bpg, d->n }, .label = label });
 }
 
 int nn_conv2d_record(struct gpu_device *dev, struct gpu_seq *seq, const struct nn_conv2d_desc *d,
@@ -73,16 +182,23 @@ int nn_conv2d_record(struct gpu_device *dev, struct gpu_seq *seq, const struct n
 		     d->c_in, d->c_out, d->groups, d->h_in, d->w_in, d->k_h, d->k_w);
 		return -EINVAL;
 	}
+	struct gpu_binding b[5] = { *x, *wp, *bp, has_residual ? *r : *x, *y };
+	b[0].write = b[1].write = b[2].write = b[3].write = false;
+	b[4].write = true;
+	if (t->variant == NN_CONV2D_1X1)
+		return record_1x1(dev, seq, d, t, has_residual, b, label);
+	if (t->variant == NN_CONV2D_SG)
+		return record_sg(dev, seq, d, t, has_residual, b, label);
 	struct gpu_kernel *k = NULL;
 	uint32_t res = has_residual ? (d->res_before_act ? 2 : 1) : 0;
 	struct gpu_kernel_params kp = { .id = GPU_KERNEL_CONV2D_FWD, .binding_count = 5,
 	                                .push_size = sizeof(struct conv_push), .spec_count = 9,
-	                                .spec = { CONV_WG, t->ocv, t->pw, d->k_h, d->k_w, d->stride,
+	                                .spec = { CONV_WG, t->ocb / 4, t->px, d->k_h, d->k_w, d->stride,
 	                                          (uint32_t)d->act, d->avgpool_before, res } };
 	int ret = gpu_kernel_get(dev, &kp, &k);
 	if (ret)
 		return ret;
-	uint32_t tiles_w = (w_out + t->pw - 1) / t->pw, bpg = blocks_per_group(d, t);
+	uint32_t tiles_w = (w_out + t->px - 1) / t->px, bpg = blocks_per_group(d, t);
 	struct conv_push p = {
 		.lanes = d->n * h_out * tiles_w, .tiles_w = tiles_w, .cig = d->c_in / d->groups,
 		.cog = d->c_out / d->groups, .bpg = bpg, .h_in = d->h_in, .w_in = d->w_in,
@@ -91,9 +207,6 @@ int nn_conv2d_record(struct gpu_device *dev, struct gpu_seq *seq, const struct n
 		.y_c_total = d->y_c_total ? d->y_c_total : d->c_out, .y_c_off = d->y_c_off,
 		.r_c_total = d->r_c_total ? d->r_c_total : d->c_out, .r_c_off = d->r_c_off,
 	};
-	struct gpu_binding b[5] = { *x, *wp, *bp, has_residual ? *r : *x, *y };
-	b[0].write = b[1].write = b[2].write = b[3].write = false;
-	b[4].write = true;
 	return gpu_seq_dispatch(seq, &(struct gpu_dispatch){ .kernel = k, .bindings = b, .push = &p,
 	                        .groups = { (p.lanes + CONV_WG - 1) / CONV_WG, d->groups * bpg, 1 }, .label = label });
 }

@@ -176,6 +176,17 @@ struct nn_ref_outputs {
 	bool keep_heads;
 	float *head[2][NN_DETECT_MAX_LEVELS];
 	struct nn_shape head_shape[2][NN_DETECT_MAX_LEVELS];
+	// Set by the caller before the call: also keep what the backward pass (nn_model_backward_ref,
+	// model_bwd.h) needs, all owned: every activation tensor act[t] = [N, C, H, W] with C, H, W in
+	// shape[t] (act[0] is a copy of the input; the decoded outputs are NULL: they moved to output),
+	// and per conv op i: conv_z[i] = its conv output before BatchNorm [N, y.c, H, W] (BN ops), conv_u[i]
+	// = its pre-activation value [N, y.c, H, W] (ops with an activation), bn_mean[i] / bn_var[i] = the
+	// statistics BN normalised with (batch mean and biased variance with train_bn) [y.c]; else NULL.
+	bool keep_train;
+	uint32_t n_tensors, n_ops;
+	struct nn_shape *shape;
+	float **act;
+	float **conv_z, **conv_u, **bn_mean, **bn_var;
 };
 // input: [n, 3, h, w] f32. -ENOMEM, -EINVAL (shapes).
 int nn_model_forward_ref(const struct nn_model *m, uint32_t n, uint32_t h, uint32_t w, const float *input,

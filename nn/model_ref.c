@@ -7,6 +7,7 @@
 
 #include "log.h"
 #include "model.h"
+#include "ref_bwd.h"
 
 static int set_size(const struct nn_model *m, const struct nn_op *op, struct nn_shape *s, uint32_t t, uint32_t h,
                     uint32_t w)
@@ -176,13 +177,80 @@ static void run_conv_bn(const struct nn_op *op, const struct nn_conv2d_desc *d0,
 	}
 }
 
-static void run_op(const struct nn_model *m, const struct nn_op *op, const struct nn_shape *s, uint32_t n,
-                   bool train_bn, float *const *buf)
+static float *dense_alloc(size_t count)
 {
+	return malloc((count ? count : 1) * sizeof(float));
+}
+
+// Copies the y slice [n, c, hw] of a tensor with ct channels to or from a dense buffer.
+static void slice_copy(float *dense, float *t, uint32_t n, uint32_t ct, uint32_t c_off, uint32_t c, size_t hw,
+                       bool to_dense)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		float *a = dense + (size_t)i * c * hw, *b = t + ((size_t)i * ct + c_off) * hw;
+		memcpy(to_dense ? a : b, to_dense ? b : a, (size_t)c * hw * sizeof(float));
+	}
+}
+
+// The conv op of run_conv_bn / nn_conv2d_forward_ref, keeping what the backward pass needs (op index
+// i): the conv output before BN, the batch statistics and the pre-activation values. Same numbers.
+static int run_conv_train(const struct nn_op *op, uint32_t i, const struct nn_conv2d_desc *d0,
+                          struct nn_ref_outputs *out, float *const *buf)
+{
+	struct nn_conv2d_desc d = *d0;
+	d.act = NN_ACT_NONE;
+	nn_conv2d_forward_ref(&d, buf[op->x.tensor], op->w, op->b, NULL, buf[op->y.tensor]);
+	size_t hw = (size_t)nn_conv2d_out_h(&d) * nn_conv2d_out_w(&d), cnt = (size_t)d.n * d.c_out * hw;
+	float *u = dense_alloc(cnt); // [n, c_out, h, w]
+	if (!u)
+		return -ENOMEM;
+	slice_copy(u, buf[op->y.tensor], d.n, d.y_c_total, d.y_c_off, d.c_out, hw, true);
+	if (op->bn.gamma) {
+		struct nn_bn_desc bd = {d.n, d.c_out, nn_conv2d_out_h(&d), nn_conv2d_out_w(&d), op->bn.eps, out->train_bn};
+		float *z = dense_alloc(cnt), *mean = dense_alloc(d.c_out), *var = dense_alloc(d.c_out);
+		out->conv_z[i] = z, out->bn_mean[i] = mean, out->bn_var[i] = var;
+		if (!z || !mean || !var) {
+			free(u);
+			return -ENOMEM;
+		}
+		memcpy(z, u, cnt * sizeof(float));
+		if (out->train_bn)
+			nn_bn_stats_ref(&bd, z, mean, var);
+		else
+			memcpy(mean, op->bn.mean, d.c_out * sizeof(float)), memcpy(var, op->bn.var, d.c_out * sizeof(float));
+		nn_bn_forward_ref(&bd, z, op->bn.gamma, op->bn.beta, mean, var, u);
+	}
+	const float *r = op->r.tensor == NN_NO_TENSOR ? NULL : buf[op->r.tensor];
+	for (uint32_t n = 0; n < d.n; n++)
+		for (uint32_t c = 0; c < d.c_out; c++) {
+			float *up = u + ((size_t)n * d.c_out + c) * hw;
+			float *yp = buf[op->y.tensor] + ((size_t)n * d.y_c_total + d.y_c_off + c) * hw;
+			const float *rp = r ? r + ((size_t)n * d.r_c_total + d.r_c_off + c) * hw : NULL;
+			for (size_t k = 0; k < hw; k++) {
+				if (rp && op->res_before_act)
+					up[k] += rp[k];
+				float v = nn_act_apply(op->act, up[k]);
+				yp[k] = rp && !op->res_before_act ? v + rp[k] : v;
+			}
+		}
+	if (op->act != NN_ACT_NONE)
+		out->conv_u[i] = u;
+	else
+		free(u);
+	return 0;
+}
+
+static int run_op(const struct nn_model *m, uint32_t i, const struct nn_shape *s, uint32_t n,
+                  struct nn_ref_outputs *out, float *const *buf)
+{
+	const struct nn_op *op = &m->ops[i];
+	bool train_bn = out->train_bn;
 	switch (op->kind) {
 	case NN_OP_CONV: {
 		struct nn_conv2d_desc d;
 		nn_op_conv_desc(op, s, n, &d);
+		if (out->keep_train)
+			return run_conv_train(op, i, &d, out, buf);
 		if (op->bn.gamma)
 			run_conv_bn(op, &d, train_bn, buf);
 		else
@@ -216,7 +284,7 @@ static void run_op(const struct nn_model *m, const struct nn_op *op, const struc
 		break;
 	}
 	}
-	(void)m;
+	return 0;
 }
 
 // Dense copy [n, slice.c, h, w] of a slice.
@@ -254,9 +322,9 @@ static int keep_layers(const struct nn_model *m, const struct nn_shape *s, uint3
 // Clears out but keeps the flags the caller set before the call.
 static void reset_outputs(struct nn_ref_outputs *out)
 {
-	bool keep = out->keep_layers, train_bn = out->train_bn, heads = out->keep_heads;
+	bool keep = out->keep_layers, train_bn = out->train_bn, heads = out->keep_heads, train = out->keep_train;
 	memset(out, 0, sizeof(*out));
-	out->keep_layers = keep, out->train_bn = train_bn, out->keep_heads = heads;
+	out->keep_layers = keep, out->train_bn = train_bn, out->keep_heads = heads, out->keep_train = train;
 }
 
 void nn_ref_outputs_finish(struct nn_ref_outputs *out)
@@ -268,6 +336,11 @@ void nn_ref_outputs_finish(struct nn_ref_outputs *out)
 	for (uint32_t set = 0; set < 2; set++)
 		for (uint32_t l = 0; l < NN_DETECT_MAX_LEVELS; l++)
 			free(out->head[set][l]);
+	for (uint32_t t = 0; out->act && t < out->n_tensors; t++)
+		free(out->act[t]);
+	for (uint32_t i = 0; out->conv_z && i < out->n_ops; i++)
+		free(out->conv_z[i]), free(out->conv_u[i]), free(out->bn_mean[i]), free(out->bn_var[i]);
+	free(out->act), free(out->shape), free(out->conv_z), free(out->conv_u), free(out->bn_mean), free(out->bn_var);
 	reset_outputs(out);
 }
 
@@ -292,8 +365,19 @@ int nn_model_forward_ref(const struct nn_model *m, uint32_t n, uint32_t h, uint3
 			goto fail;
 		}
 	}
+	if (out->keep_train) {
+		out->n_ops = m->n_ops;
+		out->conv_z = calloc(m->n_ops, sizeof(float *)), out->conv_u = calloc(m->n_ops, sizeof(float *));
+		out->bn_mean = calloc(m->n_ops, sizeof(float *)), out->bn_var = calloc(m->n_ops, sizeof(float *));
+		if (!out->conv_z || !out->conv_u || !out->bn_mean || !out->bn_var)
+			goto fail;
+	}
 	for (uint32_t i = 0; i < m->n_ops; i++)
-		run_op(m, &m->ops[i], s, n, out->train_bn, buf);
+		if ((ret = run_op(m, i, s, n, out, buf))) {
+			LOGE("model forward ref: op %u (%s): out of memory", i, m->ops[i].name);
+			goto fail;
+		}
+	ret = -ENOMEM;
 	out->n = n;
 	out->rows = 4 + m->nc;
 	out->a = s[m->output].w;
@@ -303,11 +387,28 @@ int nn_model_forward_ref(const struct nn_model *m, uint32_t n, uint32_t h, uint3
 		for (uint32_t l = 0; l < m->nl; l++) {
 			uint32_t t = m->head_map[set][l];
 			out->head_shape[set][l] = s[t];
-			out->head[set][l] = buf[t], buf[t] = NULL;
+			if (!out->keep_train)
+				out->head[set][l] = buf[t], buf[t] = NULL;
+			else if ((out->head[set][l] = dense_alloc((size_t)n * s[t].c * s[t].h * s[t].w)))
+				memcpy(out->head[set][l], buf[t], (size_t)n * s[t].c * s[t].h * s[t].w * sizeof(float));
+			else {
+				ret = -ENOMEM;
+				goto fail;
+			}
 		}
 	out->output = buf[m->output], buf[m->output] = NULL;
 	if (m->output_aux != NN_NO_TENSOR)
 		out->output_aux = buf[m->output_aux], buf[m->output_aux] = NULL;
+	if (out->keep_train) {
+		size_t cnt = (size_t)n * s[0].c * h * w;
+		if (!(buf[0] = dense_alloc(cnt))) {
+			ret = -ENOMEM;
+			goto fail;
+		}
+		memcpy(buf[0], input, cnt * sizeof(float));
+		out->n_tensors = m->n_tensors, out->act = buf, out->shape = s;
+		buf = NULL, s = NULL;
+	}
 	ret = 0;
 fail:
 	for (uint32_t t = 1; buf && t < m->n_tensors; t++)

@@ -10,7 +10,13 @@ scripts/deps.sh
 
 jobs=$(nproc)
 scripts/build.sh build -Dwerror=true
-meson test -C build --num-processes "$jobs" --print-errorlogs
+# The 'slow' suite (finite-difference sweeps of the whole backward, the 20-step training curve,
+# ~10 minutes) runs with VKYOLO_SLOW_TESTS=1.
+if [ "${VKYOLO_SLOW_TESTS:-0}" = 1 ]; then
+	meson test -C build --num-processes "$jobs" --print-errorlogs
+else
+	meson test -C build --num-processes "$jobs" --print-errorlogs --no-suite slow
+fi
 
 # Sanitizers, on the unit, gpu and display suites (the golden suite repeats the same code on the oracle
 # models, which takes minutes under ASan on lavapipe). The Vulkan loader and Mesa leak a few bytes from libraries they unload (frames

@@ -1,0 +1,29 @@
+// CPU reference of the official optimizer step (train.py with hyp.scratch-high.yaml): gradient-norm
+// clipping over all parameters, then PyTorch SGD with Nesterov momentum over three parameter groups:
+// conv weights (with weight decay), BatchNorm weights and all biases (without).
+#pragma once
+#include "model_bwd.h"
+
+struct nn_sgd_params {
+	float lr;           // 0.01
+	float momentum;     // 0.937
+	float weight_decay; // on conv weights only (official group 1), e.g. 5e-4
+	bool nesterov;      // true (official)
+};
+
+// Momentum buffers, one per parameter, aligned with nn_model_grads. Owned; not thread-safe.
+struct nn_sgd;
+int nn_sgd_create(const struct nn_model *m, struct nn_sgd **out); // -ENOMEM
+void nn_sgd_destroy(struct nn_sgd **s);
+
+// Global L2 norm of all gradients (double accumulation).
+double nn_model_grads_norm(const struct nn_model_grads *g, const struct nn_model *m);
+// torch.nn.utils.clip_grad_norm_: when the global norm exceeds max_norm, scales every gradient by
+// max_norm / (norm + 1e-6). Returns the norm before clipping.
+double nn_model_grads_clip_ref(struct nn_model_grads *g, const struct nn_model *m, double max_norm);
+
+// One step on the model's parameters (ops' w, b, bn.gamma, bn.beta, in place), PyTorch semantics:
+// d = grad (+ wd * p for conv weights); buf = d on the first step, else momentum * buf + d;
+// p -= lr * (d + momentum * buf) with nesterov, else lr * buf. -EINVAL when s belongs to another model.
+int nn_sgd_step_ref(struct nn_sgd *s, struct nn_model *m, const struct nn_model_grads *g,
+                    const struct nn_sgd_params *p);

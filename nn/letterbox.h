@@ -37,6 +37,13 @@ int nn_letterbox_plan(uint32_t src_w, uint32_t src_h, const struct nn_letterbox_
 int nn_resize_linear_u8(const uint8_t *src, uint32_t sw, uint32_t sh, uint32_t c, uint8_t *dst,
                         uint32_t dw, uint32_t dh);
 
+// Shrinks interleaved u8 (c = 1..4 channels) like cv2.resize(..., INTER_AREA) for dw <= sw and
+// dh <= sh (nn/resize_area.c): integer factors average the block (2x2: (sum + 2) >> 2, else
+// float 1/area, rounded half to even); other factors use OpenCV's float area weights and float
+// accumulation. -EINVAL (enlarging, bad sizes), -ENOMEM.
+int nn_resize_area_u8(const uint8_t *src, uint32_t sw, uint32_t sh, uint32_t c, uint8_t *dst,
+                      uint32_t dw, uint32_t dh);
+
 // Letterboxes img (HWC RGB) into dst, planar CHW u8 [img->c, lb->out_h, lb->out_w] (caller-owned,
 // out_w*out_h*c bytes). lb comes from nn_letterbox_plan for this image's size. -EINVAL, -ENOMEM.
 int nn_letterbox_chw(const struct nn_image *img, const struct nn_letterbox *lb, uint8_t color,

@@ -9,12 +9,8 @@
 
 #define NN_METRICS_NIOU 10 // IoU thresholds 0.50, 0.55, ..., 0.95
 
-// One prediction: xyxy in original-image pixels.
-struct nn_det {
-	float x1, y1, x2, y2;
-	float conf;
-	int cls;
-};
+// One prediction (struct nn_det of nms.h): xyxy in original-image pixels.
+#include "nms.h"
 
 // One ground-truth box: xyxy in original-image pixels.
 struct nn_gt {

@@ -31,9 +31,21 @@ fail:
 	return ret;
 }
 
+static bool validation_failed;
+
+bool app_validation_failed(void)
+{
+	return validation_failed;
+}
+
 void app_close_device(struct gpu_instance **inst, struct gpu_device **dev)
 {
 	gpu_device_destroy(dev);
+	uint32_t msgs = *inst ? gpu_instance_validation_messages(*inst) : 0;
+	if (msgs) {
+		LOGE("vulkan validation: %u messages (see above)", msgs);
+		validation_failed = true;
+	}
 	gpu_instance_destroy(inst);
 }
 

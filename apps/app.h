@@ -22,7 +22,11 @@ int cmd_view(int argc, char **argv);
 // Opens the instance and the device chosen by `want` (index, name substring, or NULL for
 // VKYOLO_DEVICE / the best device) and logs which device was chosen. 0 or a negative errno.
 int app_open_device(const char *want, struct gpu_instance **inst, struct gpu_device **dev);
+// Closes both; with validation on, notes whether the layer reported anything (see below).
 void app_close_device(struct gpu_instance **inst, struct gpu_device **dev);
+// True once a closed device's validation layer reported a message: the command then fails, so
+// tests that run vkyolo with VKYOLO_VALIDATION=1 catch them.
+bool app_validation_failed(void);
 
 // Parses "--name value" and "--name=value". Returns the value and advances *i, or NULL.
 const char *app_opt_value(int argc, char **argv, int *i, const char *name);

@@ -64,9 +64,12 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return APP_EXIT_USAGE;
 	}
-	for (size_t c = 0; c < sizeof(subcommands) / sizeof(subcommands[0]); c++)
-		if (!strcmp(argv[i], subcommands[c].name))
-			return subcommands[c].run(argc - i, argv + i);
+	for (size_t c = 0; c < sizeof(subcommands) / sizeof(subcommands[0]); c++) {
+		if (!strcmp(argv[i], subcommands[c].name)) {
+			int status = subcommands[c].run(argc - i, argv + i);
+			return status == APP_EXIT_OK && app_validation_failed() ? APP_EXIT_FAILURE : status;
+		}
+	}
 	fprintf(stderr, "vkyolo: unknown command '%s' (see 'vkyolo --help')\n", argv[i]);
 	return APP_EXIT_USAGE;
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "check.h"
 #include "checkpoint.h"
 #include "deploy.h"
 #include "harness.h"
@@ -25,12 +26,6 @@
 #define SCORE_ATOL 1e-4
 
 static struct test_gpu g;
-
-static const char *shared_dir(void)
-{
-	const char *s = getenv("VKYOLO_SHARED");
-	return s && *s ? s : "../shared";
-}
 
 static double now_ms(void)
 {
@@ -182,7 +177,7 @@ static int check_model(const char *model, int reps)
 	bool deploy = !strncmp(model, "deploy:", 7);
 	if (deploy)
 		model += 7;
-	snprintf(path, sizeof(path), "%s/oracle/%s.pt", shared_dir(), model);
+	snprintf(path, sizeof(path), "%s/oracle/%s.pt", test_shared_dir(), model);
 	if (deploy) {
 		struct nn_checkpoint *src = NULL;
 		int r1 = nn_checkpoint_load(path, &src);
@@ -202,7 +197,7 @@ static int check_model(const char *model, int reps)
 		goto done;
 	}
 	printf("%s: %u layers, %u ops\n", model, m->n_layers, m->n_ops);
-	snprintf(path, sizeof(path), "%s/oracle/%s_layers.safetensors", shared_dir(), model);
+	snprintf(path, sizeof(path), "%s/oracle/%s_layers.safetensors", test_shared_dir(), model);
 	FILE *f = fopen(path, "rb");
 	if (f) {
 		fclose(f);
@@ -242,7 +237,7 @@ static int check_model(const char *model, int reps)
 		nn_runner_destroy(&r);
 		nn_tensor_map_destroy(&ref);
 	}
-	snprintf(path, sizeof(path), "%s/oracle/%s_forward640.safetensors", shared_dir(), model);
+	snprintf(path, sizeof(path), "%s/oracle/%s_forward640.safetensors", test_shared_dir(), model);
 	if (nn_safetensors_read(path, &ref) || run_oracle(m, ref, false, reps, &r)) {
 		fails++;
 		goto done;
@@ -274,7 +269,7 @@ int main(int argc, char **argv)
 	static const char *const all[] = { "gelan-t", "yolov9-t", "yolov9-c-quarter", "gelan-c-quarter-converted",
 	                                   "deploy:yolov9-c-quarter" };
 	char path[512];
-	snprintf(path, sizeof(path), "%s/oracle/gelan-t.pt", shared_dir());
+	snprintf(path, sizeof(path), "%s/oracle/gelan-t.pt", test_shared_dir());
 	FILE *f = fopen(path, "rb");
 	if (!f) {
 		printf("skip: %s not found (set VKYOLO_SHARED)\n", path);

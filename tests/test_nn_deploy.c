@@ -6,14 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "deploy.h"
 #include "log.h"
-
-static const char *shared_dir(void)
-{
-	const char *s = getenv("VKYOLO_SHARED");
-	return s && *s ? s : "../shared";
-}
 
 static int rows_equal(const struct nn_value *a, const struct nn_value *b, const char *part)
 {
@@ -42,8 +37,8 @@ int main(void)
 	int fails = 0;
 
 	gpu_log_init(GPU_LOG_WARN, NULL, NULL);
-	snprintf(src_path, sizeof(src_path), "%s/oracle/yolov9-c-quarter.pt", shared_dir());
-	snprintf(want_path, sizeof(want_path), "%s/oracle/gelan-c-quarter-converted.pt", shared_dir());
+	snprintf(src_path, sizeof(src_path), "%s/oracle/yolov9-c-quarter.pt", test_shared_dir());
+	snprintf(want_path, sizeof(want_path), "%s/oracle/gelan-c-quarter-converted.pt", test_shared_dir());
 	FILE *f = fopen(src_path, "rb");
 	if (!f) {
 		printf("skip: %s not found (set VKYOLO_SHARED to the shared oracle folder)\n", src_path);

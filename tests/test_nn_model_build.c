@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "checkpoint.h"
 #include "log.h"
 #include "model.h"
@@ -30,12 +31,6 @@ static void sink(enum gpu_log_level level, const char *msg, void *user)
 	(void)user;
 	if (level == GPU_LOG_ERROR)
 		snprintf(last_err, sizeof(last_err), "%s", msg);
-}
-
-static const char *shared_dir(void)
-{
-	const char *s = getenv("VKYOLO_SHARED");
-	return s && *s ? s : "../shared";
 }
 
 static const struct {
@@ -230,7 +225,7 @@ static int check_state_errors(void)
 	char path[512];
 	struct nn_checkpoint *ck = NULL;
 	int fails = 0;
-	snprintf(path, sizeof(path), "%s/oracle/gelan-t.pt", shared_dir());
+	snprintf(path, sizeof(path), "%s/oracle/gelan-t.pt", test_shared_dir());
 	FILE *f = fopen(path, "rb");
 	if (!f) {
 		printf("skip state errors: %s not found\n", path);
@@ -312,7 +307,7 @@ static int check_assets_vs_checkpoints(void)
 		char path[512];
 		struct nn_checkpoint *ck = NULL;
 		struct nn_value *arch = NULL;
-		snprintf(path, sizeof(path), "%s/oracle/%s.pt", shared_dir(), pairs[i][1]);
+		snprintf(path, sizeof(path), "%s/oracle/%s.pt", test_shared_dir(), pairs[i][1]);
 		FILE *f = fopen(path, "rb");
 		if (!f)
 			continue;
@@ -324,7 +319,7 @@ static int check_assets_vs_checkpoints(void)
 		if (!strcmp(pairs[i][0], "assets"))
 			fails += load_asset(pairs[i][1], &arch) != 0;
 		else {
-			snprintf(path, sizeof(path), "%s/oracle/%s.yaml", shared_dir(),
+			snprintf(path, sizeof(path), "%s/oracle/%s.yaml", test_shared_dir(),
 			         strstr(pairs[i][1], "gelan") ? "gelan-c-quarter" : pairs[i][1]);
 			fails += nn_yaml_read_file(path, &arch) != 0;
 		}
@@ -353,7 +348,7 @@ static int check_export(void)
 	struct nn_tensor_map *su = NULL, *sf = NULL;
 	struct nn_ref_outputs o1 = {0}, o2 = {0};
 	int fails = 0;
-	snprintf(path, sizeof(path), "%s/oracle/gelan-t.pt", shared_dir());
+	snprintf(path, sizeof(path), "%s/oracle/gelan-t.pt", test_shared_dir());
 	FILE *f = fopen(path, "rb");
 	if (!f)
 		return 0;

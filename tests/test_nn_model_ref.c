@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "check.h"
 #include "checkpoint.h"
 #include "log.h"
 #include "model.h"
@@ -19,12 +20,6 @@
 // Output: boxes in pixels (values up to ~640, fp32 ulp ~6e-5), class scores in [0, 1].
 #define BOX_ATOL 0.05
 #define SCORE_ATOL 1e-4
-
-static const char *shared_dir(void)
-{
-	const char *s = getenv("VKYOLO_SHARED");
-	return s && *s ? s : "../shared";
-}
 
 static double now_s(void)
 {
@@ -183,7 +178,7 @@ int main(int argc, char **argv)
 	struct nn_checkpoint *ck = NULL;
 	int fails = 0;
 	gpu_log_init(GPU_LOG_WARN, NULL, NULL);
-	snprintf(path, sizeof(path), "%s/oracle/%s.pt", shared_dir(), model);
+	snprintf(path, sizeof(path), "%s/oracle/%s.pt", test_shared_dir(), model);
 	FILE *f = fopen(path, "rb");
 	if (!f) {
 		printf("skip: %s not found (set VKYOLO_SHARED)\n", path);
@@ -204,7 +199,7 @@ int main(int argc, char **argv)
 		}
 		printf("%s %s: %u layers, %u ops, %u tensors, %llu parameters\n", model, fuse ? "fused" : "unfused",
 		       m->n_layers, m->n_ops, m->n_tensors, (unsigned long long)nn_model_param_count(m));
-		snprintf(path, sizeof(path), "%s/oracle/%s_layers.safetensors", shared_dir(), model);
+		snprintf(path, sizeof(path), "%s/oracle/%s_layers.safetensors", test_shared_dir(), model);
 		if ((f = fopen(path, "rb"))) {
 			fclose(f);
 			fails += check_layers(m, path);
@@ -212,7 +207,7 @@ int main(int argc, char **argv)
 		// The 640 forward costs ~10 GFLOP in plain loops: run it once (fused, like official inference)
 		// unless asked for the unfused one too.
 		if (fuse || unfused_640) {
-			snprintf(path, sizeof(path), "%s/oracle/%s_forward640.safetensors", shared_dir(), model);
+			snprintf(path, sizeof(path), "%s/oracle/%s_forward640.safetensors", test_shared_dir(), model);
 			fails += check_forward640(m, path);
 		}
 		nn_model_destroy(&m);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "harness.h"
 #include "model.h"
 #include "runner.h"
@@ -21,12 +22,6 @@
 #define SCORE_ATOL 1e-4
 
 static struct test_gpu g;
-
-static const char *shared_dir(void)
-{
-	const char *s = getenv("VKYOLO_SHARED");
-	return s && *s ? s : "../shared";
-}
 
 static int compare(const char *what, const float *got, const float *want, size_t n, double atol_extra)
 {
@@ -160,7 +155,7 @@ int main(void)
 {
 	static const char *const yamls[] = { "gelan-c-quarter", "yolov9-c-quarter" };
 	char path[512];
-	snprintf(path, sizeof(path), "%s/oracle/%s.yaml", shared_dir(), yamls[0]);
+	snprintf(path, sizeof(path), "%s/oracle/%s.yaml", test_shared_dir(), yamls[0]);
 	FILE *f = fopen(path, "rb");
 	if (!f) {
 		printf("skip: %s not found (set VKYOLO_SHARED)\n", path);
@@ -172,7 +167,7 @@ int main(void)
 		return ret;
 	for (int i = 0; i < 2; i++) {
 		struct nn_value *arch = NULL;
-		snprintf(path, sizeof(path), "%s/oracle/%s.yaml", shared_dir(), yamls[i]);
+		snprintf(path, sizeof(path), "%s/oracle/%s.yaml", test_shared_dir(), yamls[i]);
 		if (nn_yaml_read_file(path, &arch)) {
 			printf("FAIL reading %s\n", path);
 			fails++;

@@ -40,7 +40,9 @@ void nn_conv2d_choose_tile(const struct gpu_device_info *info, const struct nn_c
 		uint32_t blocks = (cog + cap - 1) / cap;
 		t->variant = NN_CONV2D_SG;
 		t->ocb = ((cog + blocks - 1) / blocks + 3) / 4 * 4;
-		t->px = maxacc / t->ocb < 4 ? 4 : maxacc / t->ocb > 16 ? 16 : maxacc / t->ocb;
+		// A multiple of 5 (5, 10, 15 or 20) divides every output width of a 640 input (20 to 320).
+		t->px = maxacc / t->ocb / 5 * 5;
+		t->px = t->px < 5 ? 5 : t->px > 20 ? 20 : t->px;
 		return;
 	}
 	if (d->k_h == 1 && d->k_w == 1 && d->stride == 1 && d->pad == 0 && !d->avgpool_before && hw % 4 == 0) {

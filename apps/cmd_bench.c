@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "app.h"
 #include "checkpoint.h"
@@ -161,12 +162,18 @@ int cmd_bench(int argc, char **argv)
 	for (uint32_t i = 0; i < o.warmup && !ret; i++)
 		ret = nn_runner_run(r, input) || nn_runner_read_output(r, false, out);
 	double t_warm = app_now_ms() - t0;
+	struct timespec c0, c1;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
 	for (uint32_t i = 0; i < o.iters && !ret; i++) {
 		double s = app_now_ms();
 		if ((ret = nn_runner_run(r, input)) || (ret = nn_runner_read_output(r, false, out)))
 			break;
 		lat[i] = app_now_ms() - s;
 	}
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+	// CPU time of the whole process (driver threads included) per forward: on a CPU device such as
+	// lavapipe this is the cost that does not depend on how loaded the shared machine is.
+	double cpu_ms = ((c1.tv_sec - c0.tv_sec) * 1e3 + (c1.tv_nsec - c0.tv_nsec) * 1e-6) / o.iters;
 	if (ret)
 		goto done;
 	if (o.per_layer && (ret = per_layer(r, input, o.iters < 10 ? o.iters : 10, &layers, &n_layers)))
@@ -183,10 +190,10 @@ int cmd_bench(int argc, char **argv)
 		       "\"iters\": %u, \"load_ms\": %.2f, \"setup_ms\": %.2f, \"warmup_ms\": %.2f, \"latency_ms\": "
 		       "{\"median\": %.3f, \"p10\": %.3f, \"p90\": %.3f, \"min\": %.3f}, \"ms_per_image\": %.3f, "
 		       "\"images_per_s\": %.3f, \"gflop\": %.4f, \"gflops\": %.3f, \"peak_gflops\": %.3f, "
-		       "\"share_of_peak\": %.4f, \"dispatches\": %u, \"device_memory_mb\": %.1f",
+		       "\"share_of_peak\": %.4f, \"dispatches\": %u, \"device_memory_mb\": %.1f, \"cpu_ms\": %.3f",
 		       info->name, info->driver_name, info->driver_info, o.model, o.batch, o.img_h, o.img_w, o.iters, t_load,
 		       t_setup, t_warm, med, p10, p90, lat[0], med / o.batch, 1000.0 * o.batch / med, flops / 1e9, gflops, peak,
-		       peak > 0 ? gflops / peak : 0, st.dispatches, gpu_device_memory_peak(dev) / 1048576.0);
+		       peak > 0 ? gflops / peak : 0, st.dispatches, gpu_device_memory_peak(dev) / 1048576.0, cpu_ms);
 		if (o.per_layer) {
 			printf(", \"layers\": [");
 			for (uint32_t i = 0; i < n_layers; i++)
@@ -204,6 +211,7 @@ int cmd_bench(int argc, char **argv)
 		printf("latency     median %.2f ms, p10 %.2f, p90 %.2f, min %.2f (%u runs, upload + forward + download)\n",
 		       med, p10, p90, lat[0], o.iters);
 		printf("throughput  %.2f ms/image, %.2f images/s\n", med / o.batch, 1000.0 * o.batch / med);
+		printf("cpu time    %.2f ms per forward (process CPU time over the timed runs, all threads)\n", cpu_ms);
 		printf("compute     %.2f GFLOP per forward, %.2f GFLOP/s", flops / 1e9, gflops);
 		if (peak > 0)
 			printf(" = %.1f%% of the measured fp32 peak %.1f GFLOP/s\n", 100 * gflops / peak, peak);

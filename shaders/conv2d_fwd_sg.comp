@@ -5,8 +5,9 @@
 // Direct 2-D convolution (same semantics as conv2d_fwd.comp) for CPU devices such as lavapipe,
 // where every buffer load runs a loop over the SIMD lanes, so its cost is the number of (lane,
 // component) pairs loaded whatever the addresses. The kernel therefore never loads a value in two
-// lanes: a workgroup is one subgroup of LANES invocations owning LANES*PX consecutive output
-// pixels of a row (PX each) times OCB output channels. Each invocation loads only its own input
+// lanes: a workgroup is one subgroup of LANES invocations, each owning a tile of PX consecutive
+// output pixels of one row (tiles numbered row-major, so narrow rows leave no lane idle) times OCB
+// output channels; every input-size dependent value is a push constant. Each invocation loads only its own input
 // columns; the OCB*KW weights of a (ci, kh) are loaded cooperatively (one vec4 per lane per 4*LANES
 // weights) and shared with subgroupShuffle at lanes that are constants after unrolling.
 //   y[n, y_c_off + oc] = act(conv(x', w) + bias (+ r if RES == 2)) (+ r if RES == 1),
@@ -17,7 +18,8 @@
 //   buffer when RES == 0), 4 y f32 (write).
 // Push: struct Push (nn/layers/conv2d.c). Spec: 0 LANES (workgroup size), 1 OCB, 2 PX, 3 KH, 4 KW,
 //   5 stride, 6 act (0 none, 1 SiLU, 2 sigmoid), 7 AVG, 8 RES (0 none, 1 after act, 2 before).
-// Grid: (h_out * tiles_w) x (groups*bpg) x n, tiles_w = ceil(w_out / (LANES*PX)).
+// Grid: ceil(h_out * tiles_w / LANES) x (groups*bpg) x n, tiles_w = ceil(w_out / PX): one tile of
+//   PX pixels per lane, tiles numbered row-major over (oh, tw).
 // CPU reference: nn_conv2d_forward_ref (nn/ref/conv2d.c).
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint LANES = 8;
@@ -58,10 +60,16 @@ float act(float v)
 void main()
 {
 	uint lane = gl_SubgroupInvocationID;
-	uint tw = gl_WorkGroupID.x % pc.tiles_w, oh = gl_WorkGroupID.x / pc.tiles_w;
+	// Each lane owns one tile of PX consecutive output pixels of one row; tiles are numbered over
+	// (oh, tw) so that narrow rows do not leave lanes idle. Rows are per lane: x loads are per-lane
+	// gathers on CPU devices anyway, so this costs nothing there.
+	uint tile = gl_WorkGroupID.x * LANES + lane, tiles = pc.h_out * pc.tiles_w;
+	bool live = tile < tiles;
+	tile = min(tile, tiles - 1);
+	uint tw = tile % pc.tiles_w, oh = tile / pc.tiles_w;
 	uint blk = gl_WorkGroupID.y, g = blk / pc.bpg, n = gl_WorkGroupID.z;
 	uint oc0 = (blk - g * pc.bpg) * OCB;
-	uint ow0 = tw * (LANES * PX) + lane * PX; // this invocation's first output pixel
+	uint ow0 = tw * PX; // this invocation's first output pixel
 	int hc = int(AVG ? pc.h_in - 1 : pc.h_in), wc = int(AVG ? pc.w_in - 1 : pc.w_in);
 
 	float acc[OCB][PX];
@@ -89,14 +97,13 @@ void main()
 			vec4 wl[WV];
 			[[unroll]] for (uint v = 0; v < WV; v++)
 				wl[v] = w[wbase + (kh * WV + v) * LANES];
-			if (ih < 0 || ih >= hc)
-				continue; // uniform: a zero row contributes nothing
-			uint row = xbase + uint(ih) * pc.w_in;
+			bool rowok = ih >= 0 && ih < hc; // zero padding rows
+			uint row = xbase + uint(clamp(ih, 0, hc - 1)) * pc.w_in;
 			float xs[XL];
 			[[unroll]] for (uint c = 0; c < XL; c++) {
 				uint a = row + col[c];
 				float v = AVG ? 0.25 * (x[a] + x[a + 1] + x[a + pc.w_in] + x[a + pc.w_in + 1]) : x[a];
-				xs[c] = colok[c] ? v : 0.0;
+				xs[c] = colok[c] && rowok ? v : 0.0;
 			}
 			[[unroll]] for (uint kw = 0; kw < KW; kw++) {
 				[[unroll]] for (uint o = 0; o < OCB; o++) {
@@ -119,7 +126,7 @@ void main()
 			break;
 		[[unroll]] for (uint j = 0; j < PX; j++) {
 			uint ow = ow0 + j;
-			if (ow < pc.w_out) {
+			if (live && ow < pc.w_out) {
 				float val = acc[o][j];
 				if (RES == 2)
 					val += r[rbase + o * plane_out + ow];

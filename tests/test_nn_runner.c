@@ -151,6 +151,37 @@ done:
 	return fails;
 }
 
+// Input-size dependent values are push constants: a runner at another input size and aspect ratio
+// (a detect over mixed images) must reuse every pipeline and create none.
+static int check_pipelines_shared(const struct nn_value *arch, const char *name)
+{
+	static const uint32_t sizes[3][2] = { { 64, 96 }, { 160, 128 }, { 96, 320 } };
+	struct nn_model *m = NULL;
+	struct gpu_kernel_stats k0, k1;
+	int fails = 0;
+	if (nn_model_create(arch, NULL, &(struct nn_model_params){ .fuse = true, .random_seed = 7 }, &m)) {
+		printf("FAIL %s: build\n", name);
+		return 1;
+	}
+	for (int i = 0; i < 3 && !fails; i++) {
+		struct nn_runner *r = NULL;
+		gpu_device_kernel_stats(g.dev, &k0);
+		if (nn_runner_create(g.dev, m, &(struct nn_runner_params){ .n = 1, .h = sizes[i][0], .w = sizes[i][1] }, &r)) {
+			printf("FAIL %s: runner at %ux%u\n", name, sizes[i][0], sizes[i][1]);
+			fails++;
+		}
+		gpu_device_kernel_stats(g.dev, &k1);
+		nn_runner_destroy(&r);
+		printf("%s runner at %ux%u: %u new pipelines\n", name, sizes[i][0], sizes[i][1], k1.created - k0.created);
+		if (i > 0 && k1.created != k0.created) {
+			printf("FAIL %s: %u pipelines compiled for a new input size\n", name, k1.created - k0.created);
+			fails++;
+		}
+	}
+	nn_model_destroy(&m);
+	return fails;
+}
+
 int main(void)
 {
 	static const char *const yamls[] = { "gelan-c-quarter", "yolov9-c-quarter" };
@@ -175,6 +206,7 @@ int main(void)
 		}
 		fails += check_model(arch, yamls[i], true, 2, 64, 96);
 		fails += check_model(arch, yamls[i], false, 1, 96, 64);
+		fails += check_pipelines_shared(arch, yamls[i]);
 		nn_value_destroy(&arch);
 	}
 	fails += test_gpu_close(&g);

@@ -29,16 +29,20 @@ void nn_conv2d_choose_tile(const struct gpu_device_info *info, const struct nn_c
 		return;
 	}
 	if (info->type == GPU_DEVICE_TYPE_CPU && info->subgroup_size == SG_LANES && info->subgroup_shuffle) {
-		// lavapipe: every loaded (lane, component) costs ~27 cycles, FMAs are nearly free, so use
-		// big channel blocks (up to 64, split evenly) and up to 16 pixels per invocation with the
-		// row split into equal tiles (no ragged tail). 32-channel caps measured 7% slower.
-		uint32_t w_out = nn_conv2d_out_w(d), tiles = (w_out + 8 * SG_LANES * 2 - 1) / (8 * SG_LANES * 2);
-		uint32_t cap = 64, blocks = (cog + cap - 1) / cap; // equal blocks: 80 channels = 2 x 40, not 64 + 16
+		// lavapipe: every loaded (lane, component) costs ~27 cycles, so use channel blocks of up to
+		// 32 (split evenly: 80 channels = 3 x 28) and as many pixels per lane as the accumulator
+		// budget of 320 allows (32 x 10). Measured GELAN-T 640 CPU time per forward: cap 32 3.48 s,
+		// cap 64 3.69 s; at 320: budget 192 / 320 / 512 gave 1.14 / 0.94 / 1.19 s. px depends on the block size only,
+		// never on the input size, so every input size shares the same pipelines.
+		const char *ec = getenv("VKYOLO_SG_CAP"), *ea = getenv("VKYOLO_SG_MAXACC");
+		uint32_t cap = ec ? (uint32_t)atoi(ec) : 32, maxacc = ea ? (uint32_t)atoi(ea) : 320;
+		cap = cap ? cap : 64;
+		uint32_t blocks = (cog + cap - 1) / cap;
 		t->variant = NN_CONV2D_SG;
 		t->ocb = ((cog + blocks - 1) / blocks + 3) / 4 * 4;
-		t->px = (w_out + SG_LANES * tiles - 1) / (SG_LANES * tiles);
-		while (t->ocb * t->px > 512 && t->ocb > 4)
-			t->ocb = (t->ocb / 2 + 3) / 4 * 4;
+		// A multiple of 5 (5, 10, 15 or 20) divides every output width of a 640 input (20 to 320).
+		t->px = maxacc / t->ocb / 5 * 5;
+		t->px = t->px < 5 ? 5 : t->px > 20 ? 20 : t->px;
 		return;
 	}
 	if (d->k_h == 1 && d->k_w == 1 && d->stride == 1 && d->pad == 0 && !d->avgpool_before && hw % 4 == 0) {
@@ -149,7 +153,7 @@ static int record_sg(struct gpu_device *dev, struct gpu_seq *seq, const struct n
                      const char *label)
 {
 	uint32_t h_out = nn_conv2d_out_h(d), w_out = nn_conv2d_out_w(d), bpg = blocks_per_group(d, t);
-	uint32_t tiles_w = (w_out + SG_LANES * t->px - 1) / (SG_LANES * t->px);
+	uint32_t tiles_w = (w_out + t->px - 1) / t->px;
 	struct gpu_kernel *k = NULL;
 	uint32_t res = has_residual ? (d->res_before_act ? 2 : 1) : 0;
 	struct gpu_kernel_params kp = { .id = GPU_KERNEL_CONV2D_FWD_SG, .binding_count = 5,
@@ -167,7 +171,8 @@ static int record_sg(struct gpu_device *dev, struct gpu_seq *seq, const struct n
 		.r_c_total = d->r_c_total ? d->r_c_total : d->c_out, .r_c_off = d->r_c_off,
 	};
 	return gpu_seq_dispatch(seq, &(struct gpu_dispatch){ .kernel = k, .bindings = b, .push = &p,
-	                        .groups = { h_out * tiles_w, d->groups * bpg, d->n }, .label = label });
+	                        .groups = { (h_out * tiles_w + SG_LANES - 1) / SG_LANES, d->groups * bpg, d->n },
+	                        .label = label });
 }
 
 int nn_conv2d_record(struct gpu_device *dev, struct gpu_seq *seq, const struct nn_conv2d_desc *d,

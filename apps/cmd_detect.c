@@ -239,7 +239,7 @@ static int finish_image(struct detect_ctx *c, const char *path, const char *stem
 	nn_round_boxes(d, n);
 	char what[1024], file[4096];
 	describe(c, d, n, what, sizeof(what));
-	printf("image %u/%u %s: %ux%u %s%.1fms\n", index + 1, total, path, in_w, in_h, what, ms_inf);
+	printf("image %u/%u %s: %ux%u %s%.1fms\n", index + 1, total, path, in_h, in_w, what, ms_inf); // H x W, as detect.py
 	if (c->o.save_txt) {
 		snprintf(file, sizeof(file), "%s/labels/%s.txt", c->save_dir, stem);
 		if (n && (ret = nn_yolo_txt_append(file, d, n, img_w, img_h, c->o.save_conf)))

@@ -42,7 +42,7 @@ static int check_horses(void)
 	         "--imgsz 320 --conf 0.5 --project '%s' --name run --save-txt --save-conf",
 	         test_shared_dir(), test_shared_dir(), tmp);
 	CHECKF(run(args) == 0, "detect failed");
-	CHECK(output_contains("horses.jpg: 320x224"));
+	CHECK(output_contains("horses.jpg: 224x320")); // H x W of the letterboxed input, as detect.py prints
 	CHECK(output_contains("Results saved to"));
 
 	struct nn_image *src = NULL, *out = NULL;

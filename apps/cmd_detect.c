@@ -67,31 +67,24 @@ static void usage(FILE *f)
 	        "exit status: 0 success, 1 runtime failure, 2 usage error\n");
 }
 
-static int parse_u32(const char *s, uint32_t *out)
-{
-	char *end;
-	unsigned long v = strtoul(s, &end, 10);
-	if (!*s || *end || v > UINT32_MAX)
-		return -1;
-	*out = (uint32_t)v;
-	return 0;
-}
-
+// A float option through the shared parser.
 static int parse_float(const char *s, float *out)
 {
-	char *end;
-	*out = strtof(s, &end);
-	return !*s || *end ? -1 : 0;
+	double v;
+	if (app_parse_double(s, &v))
+		return -1;
+	*out = (float)v;
+	return 0;
 }
 
 static int parse_imgsz(const char *s, uint32_t *h, uint32_t *w)
 {
 	const char *comma = strchr(s, ',');
 	if (!comma)
-		return parse_u32(s, h) || (*w = *h, 0);
+		return app_parse_u32(s, h) || (*w = *h, 0);
 	char a[32];
 	snprintf(a, sizeof(a), "%.*s", (int)(comma - s), s);
-	return parse_u32(a, h) || parse_u32(comma + 1, w) ? -1 : 0;
+	return app_parse_u32(a, h) || app_parse_u32(comma + 1, w) ? -1 : 0;
 }
 
 static int parse_classes(const char *s, struct detect_opts *o)
@@ -100,7 +93,7 @@ static int parse_classes(const char *s, struct detect_opts *o)
 	snprintf(buf, sizeof(buf), "%s", s);
 	for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
 		uint32_t c;
-		if (parse_u32(tok, &c) || o->n_classes == MAX_CLASS_FILTER)
+		if (app_parse_u32(tok, &c) || o->n_classes == MAX_CLASS_FILTER)
 			return -1;
 		o->classes[o->n_classes++] = (int32_t)c;
 	}
@@ -127,12 +120,12 @@ static int parse_args(int argc, char **argv, struct detect_opts *o)
 		else if (OPT("--project")) o->project = v;
 		else if (OPT("--name")) o->name = v;
 		else if (OPT("--imgsz")) bad = parse_imgsz(v, &o->img_h, &o->img_w);
-		else if (OPT("--batch")) bad = parse_u32(v, &o->batch) || o->batch == 0;
-		else if (OPT("--max-det")) bad = parse_u32(v, &o->max_det) || o->max_det == 0;
+		else if (OPT("--batch")) bad = app_parse_u32(v, &o->batch) || o->batch == 0;
+		else if (OPT("--max-det")) bad = app_parse_u32(v, &o->max_det) || o->max_det == 0;
 		else if (OPT("--conf")) bad = parse_float(v, &o->conf);
 		else if (OPT("--iou")) bad = parse_float(v, &o->iou);
 		else if (OPT("--classes")) bad = parse_classes(v, o);
-		else if (OPT("--line-width")) bad = parse_u32(v, &o->line_width);
+		else if (OPT("--line-width")) bad = app_parse_u32(v, &o->line_width);
 #undef OPT
 		else if (!strcmp(a, "--agnostic")) o->agnostic = true;
 		else if (!strcmp(a, "--exist-ok")) o->exist_ok = true;

@@ -11,6 +11,7 @@
 #include "augment.h"
 #include "log.h"
 #include "rng.h"
+#include "valdata.h"
 
 struct slot {
 	uint8_t *input;		// [batch, 3, S, S]
@@ -133,51 +134,26 @@ static int load_cache(struct nn_loader *l)
 	return 0;
 }
 
-static const double *sort_keys;
-static int by_key(const void *a, const void *b)
-{
-	size_t i = *(const size_t *)a, j = *(const size_t *)b;
-	double x = sort_keys[i], y = sort_keys[j];
-	return x < y ? -1 : x > y ? 1 : (i > j) - (i < j); // ties by index: a stable order
-}
-
-// official rect batches: sort by h / w, per batch shape [max_ar, 1] if all landscape, [1, 1 / min_ar]
-// if all portrait, else square; ceil(shape * S / 32 + pad) * 32.
+// Official rect batches, planned exactly as validation plans them (nn_val_plan_create).
 static int plan_rect(struct nn_loader *l)
 {
-	static pthread_mutex_t sort_mu = PTHREAD_MUTEX_INITIALIZER; // qsort has no context argument
-	double *ar = malloc(l->count * sizeof(*ar));
+	struct nn_val_plan *plan = NULL;
+	int rc = nn_val_plan_create(l->p.split, l->p.imgsz, l->p.batch, 32, l->p.pad, &plan);
+	if (rc)
+		return rc;
 	l->order = malloc(l->count * sizeof(*l->order));
 	l->shapes = malloc(l->nbatches * sizeof(*l->shapes));
-	if (!ar || !l->order || !l->shapes) {
-		free(ar);
+	if (!l->order || !l->shapes || plan->nbatches != l->nbatches) {
+		nn_val_plan_destroy(&plan);
 		LOGE("loader: rect plan for %zu images: out of memory", l->count);
 		return -ENOMEM;
 	}
-	for (size_t i = 0; i < l->count; i++) {
-		const struct nn_dataset_image *im = &l->p.split->images[i];
-		ar[i] = (double)im->height / im->width;
-		l->order[i] = i;
-	}
-	pthread_mutex_lock(&sort_mu);
-	sort_keys = ar;
-	qsort(l->order, l->count, sizeof(*l->order), by_key);
-	pthread_mutex_unlock(&sort_mu);
+	memcpy(l->order, plan->order, l->count * sizeof(*l->order));
 	for (size_t b = 0; b < l->nbatches; b++) {
-		double mini = INFINITY, maxi = 0, sh = 1, sw = 1;
-		for (size_t k = b * l->p.batch; k < l->count && k < (b + 1) * l->p.batch; k++) {
-			double a = ar[l->order[k]];
-			mini = a < mini ? a : mini;
-			maxi = a > maxi ? a : maxi;
-		}
-		if (maxi < 1)
-			sh = maxi;
-		else if (mini > 1)
-			sw = 1 / mini;
-		l->shapes[b][0] = (uint32_t)ceil(sh * l->p.imgsz / 32 + l->p.pad) * 32;
-		l->shapes[b][1] = (uint32_t)ceil(sw * l->p.imgsz / 32 + l->p.pad) * 32;
+		l->shapes[b][0] = plan->shape_h[b];
+		l->shapes[b][1] = plan->shape_w[b];
 	}
-	free(ar);
+	nn_val_plan_destroy(&plan);
 	return 0;
 }
 

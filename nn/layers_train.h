@@ -1,0 +1,115 @@
+// GPU training layers: each function records the dispatches of one training-time operation into a
+// gpu_seq (like layers.h for the forward). Every one has a plain-C reference in ref_bwd.h / ref.h /
+// optim_ref.h and a test against it on odd shapes, batch > 1 and non-square inputs.
+//
+// Conventions (as ref_bwd.h): a gradient has the layout of the value it belongs to; gradients of
+// activation slices are ADDED (+=) to their buffers (several consumers of a tensor accumulate);
+// parameter gradients are added when `accumulate`, else overwritten. Dense [n, c, h, w] tensors are
+// whole buffers; slices use the c_total/c_off fields of the descriptors. All reductions are
+// deterministic: fixed-order partial sums, never float atomics, so a run repeats bit for bit.
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gpu.h"
+#include "layers.h"
+#include "ref.h"
+#include "ref_bwd.h"
+
+// ---- convolution (nn/layers/conv2d_bwd.c) ---------------------------------------------------------
+
+// Packs raw weights w [c_out, c_in/groups, k_h, k_w] and bias [c_out] (bias NULL: zeros) on the GPU
+// into exactly what nn_conv2d_pack writes for (d, t): wp (nn_conv2d_packed_weight_floats) and bp
+// (nn_conv2d_packed_bias_floats). Training re-packs every step after the optimizer.
+int nn_conv2d_pack_record(struct gpu_device *dev, struct gpu_seq *seq, const struct nn_conv2d_desc *d,
+                          const struct nn_conv2d_tile *t, const struct gpu_binding *w, const struct gpu_binding *bias,
+                          const struct gpu_binding *wp, const struct gpu_binding *bp, const char *label);
+
+// dx (x slice of d, +=) from dz: dense [n, c_out, h_out, w_out] (d's y_c_total / y_c_off ignored),
+// through the transposed convolution with raw weights w and the adjoint of the 2x2/s1 average pool
+// when d->avgpool_before. Reference: nn_conv2d_backward_data_ref.
+int nn_conv2d_bwd_data_record(struct gpu_device *dev, struct gpu_seq *seq, const struct nn_conv2d_desc *d,
+                              const struct gpu_binding *dz, const struct gpu_binding *w, const struct gpu_binding *dx,
+                              const char *label);
+
+// Bytes of scratch nn_conv2d_bwd_weight_record needs for d (may be 0).
+size_t nn_conv2d_bwd_weight_scratch_bytes(const struct gpu_device_info *info, const struct nn_conv2d_desc *d);
+// dw [c_out, c_in/groups, k_h, k_w] and db [c_out] (db NULL: none) from x (x slice of d, the stored
+// tensor before the optional average pool) and dz (dense, as above); added to dw/db when accumulate,
+// else written. scratch: at least nn_conv2d_bwd_weight_scratch_bytes. Reference:
+// nn_conv2d_backward_weight_ref.
+int nn_conv2d_bwd_weight_record(struct gpu_device *dev, struct gpu_seq *seq, const struct nn_conv2d_desc *d,
+                                const struct gpu_binding *x, const struct gpu_binding *dz,
+                                const struct gpu_binding *scratch, const struct gpu_binding *dw,
+                                const struct gpu_binding *db, bool accumulate, const char *label);
+
+// ---- BatchNorm, activation, pools, resize (nn/layers/bn.c, nn/layers/pool_bwd.c) ------------------
+
+// Batch mean and biased variance per channel of dense z [n, c, h, w] -> mean[c], var[c].
+// Reference: nn_bn_stats_ref.
+int nn_bn_stats_record(struct gpu_device *dev, struct gpu_seq *seq, const struct nn_bn_desc *d,
+                       const struct gpu_binding *z, const struct gpu_binding *mean, const struct gpu_binding *var,
+                       const char *label);
+// The rest of a BN conv op's training forward: u = (z - mean) / sqrt(var + eps) * gamma + beta
+// [+ r when d->res_before_act]; y slice = act(u) [+ r otherwise]. z dense [n, c_out, h_out, w_out];
+// r: the residual slice of d, or NULL. Reference: nn_bn_forward_ref + nn_conv2d_forward_ref's epilogue.
+int nn_bn_act_record(struct gpu_device *dev, struct gpu_seq *seq, const struct nn_conv2d_desc *d, float eps,
+                     const struct gpu_binding *z, const struct gpu_binding *gamma, const struct gpu_binding *beta,
+                     const struct gpu_binding *mean, const struct gpu_binding *var, const struct gpu_binding *r,
+                     const struct gpu_binding *y, const char *label);
+// running = (1 - momentum) * running + momentum * batch statistic (unbiased variance: var * m / (m - 1),
+// m = n * h * w). Reference: nn_bn_running_update_ref.
+int nn_bn_running_update_record(struct gpu_device *dev, struct gpu_seq *seq, const struct nn_bn_desc *d,
+                                float momentum, const struct gpu_binding *mean, const struct gpu_binding *var,
+                                const struct gpu_binding *running_mean, const struct gpu_binding *running_var,
+                                const char *label);
+// Backward of nn_bn_act_record (training-mode BN, gradient through the batch statistics): from dy (the
+// y slice of d), recomputing u from z, the statistics, gamma, beta and r: dz dense (overwritten),
+// dgamma / dbeta [c_out] (+= when accumulate, else =), dr (residual slice, +=; NULL when none).
+// scratch: at least nn_bn_act_bwd_scratch_bytes. Reference: nn_conv2d_act_backward_ref +
+// nn_bn_backward_ref.
+size_t nn_bn_act_bwd_scratch_bytes(const struct gpu_device_info *info, const struct nn_conv2d_desc *d);
+int nn_bn_act_bwd_record(struct gpu_device *dev, struct gpu_seq *seq, const struct nn_conv2d_desc *d, float eps,
+                         const struct gpu_binding *z, const struct gpu_binding *gamma, const struct gpu_binding *beta,
+                         const struct gpu_binding *mean, const struct gpu_binding *var, const struct gpu_binding *r,
+                         const struct gpu_binding *dy, const struct gpu_binding *scratch, const struct gpu_binding *dz,
+                         const struct gpu_binding *dgamma, const struct gpu_binding *dbeta,
+                         const struct gpu_binding *dr, bool accumulate, const char *label);
+
+// dx (x slice, +=) from dy (y slice); max pool routes each output's gradient to the first maximum of
+// its window in scan order (x: the forward input). Gather formulation: each input element sums the
+// outputs that chose it, so no atomics. References: nn_maxpool2d_backward_ref, nn_avgpool2d_backward_ref.
+int nn_maxpool2d_bwd_record(struct gpu_device *dev, struct gpu_seq *seq, const struct nn_pool2d_desc *d,
+                            const struct gpu_binding *x, const struct gpu_binding *dy, const struct gpu_binding *dx,
+                            const char *label);
+int nn_avgpool2d_bwd_record(struct gpu_device *dev, struct gpu_seq *seq, const struct nn_pool2d_desc *d,
+                            const struct gpu_binding *dy, const struct gpu_binding *dx, const char *label);
+// dx (x slice, +=) = sum of dy over the outputs that copy each source element.
+// Reference: nn_resize_nearest_backward_ref.
+int nn_resize_nearest_bwd_record(struct gpu_device *dev, struct gpu_seq *seq, const struct nn_resize_desc *d,
+                                 const struct gpu_binding *dy, const struct gpu_binding *dx, const char *label);
+
+// ---- optimizer (nn/layers/optim.c) ---------------------------------------------------------------
+
+// out[0] = sum of x[i]^2 over count floats (fp32, fixed-order tree). scratch: at least
+// nn_sumsq_scratch_bytes(count).
+size_t nn_sumsq_scratch_bytes(uint64_t count);
+int nn_sumsq_record(struct gpu_device *dev, struct gpu_seq *seq, uint64_t count, const struct gpu_binding *x,
+                    const struct gpu_binding *scratch, const struct gpu_binding *out, const char *label);
+
+// One SGD update of count parameters p with gradients g and momentum buffer buf, PyTorch semantics:
+// g' = g * clip, clip = max_norm / (sqrt(sumsq[0]) + 1e-6) when max_norm > 0 and sqrt(sumsq[0]) >
+// max_norm, else 1 (sumsq: the buffer nn_sumsq_record wrote, read on the GPU: no host round trip);
+// d = g' + weight_decay * p; buf = first ? d : momentum * buf + d; p -= lr * (nesterov ? d + momentum * buf : buf).
+// g is left unchanged. Reference: nn_model_grads_clip_ref + nn_sgd_step_ref.
+struct nn_sgd_record_params {
+	float lr, momentum, weight_decay, max_norm;
+	bool nesterov, first;
+};
+int nn_sgd_record(struct gpu_device *dev, struct gpu_seq *seq, uint64_t count, const struct nn_sgd_record_params *p,
+                  const struct gpu_binding *sumsq, const struct gpu_binding *param, const struct gpu_binding *grad,
+                  const struct gpu_binding *buf, const char *label);
+// ema = decay * ema + (1 - decay) * cur over count floats.
+int nn_ema_record(struct gpu_device *dev, struct gpu_seq *seq, uint64_t count, float decay,
+                  const struct gpu_binding *ema, const struct gpu_binding *cur, const char *label);

@@ -1,4 +1,5 @@
 #version 450
+#extension GL_EXT_control_flow_attributes : require
 // Weight/bias gradient of the convolution, first pass of a deterministic split-K: partial sums over
 // one fixed chunk of output rows (the flattened (n, oh) index, rows [chunk*rpc, chunk*rpc + rpc)):
 //   part[chunk][oc, ci, kh, kw] = sum over the chunk's (n, oh) and all ow of
@@ -56,9 +57,9 @@ void main()
 
 	float acc[OCB][CIB * KK];
 	float accb[OCB];
-	for (uint j = 0; j < OCB; j++) {
+	[[unroll]] for (uint j = 0; j < OCB; j++) {
 		accb[j] = 0.0;
-		for (uint k = 0; k < CIB * KK; k++)
+		[[unroll]] for (uint k = 0; k < CIB * KK; k++)
 			acc[j][k] = 0.0;
 	}
 	uint plane = pc.h_in * pc.w_in, plane_out = pc.h_out * pc.w_out;
@@ -68,9 +69,9 @@ void main()
 		uint xb = (n * pc.x_c_total + pc.x_c_off + g * pc.cig) * plane;
 		for (uint ow0 = 0; ow0 < pc.w_out; ow0 += PW) {
 			float dv[OCB][PW];
-			for (uint j = 0; j < OCB; j++) {
+			[[unroll]] for (uint j = 0; j < OCB; j++) {
 				uint oc = min(oc0 + j, pc.cog - 1);
-				for (uint p = 0; p < PW; p++) {
+				[[unroll]] for (uint p = 0; p < PW; p++) {
 					uint ow = ow0 + p;
 					float v = dz[dzb + oc * plane_out + min(ow, pc.w_out - 1)];
 					dv[j][p] = ow < pc.w_out && oc0 + j < pc.cog ? v : 0.0;
@@ -80,19 +81,19 @@ void main()
 			int iw0 = int(ow0 * S) - pad;
 			uint col[XL];
 			bool colok[XL];
-			for (uint k = 0; k < XL; k++) {
+			[[unroll]] for (uint k = 0; k < XL; k++) {
 				int iw = iw0 + int(k);
 				colok[k] = iw >= 0 && iw < wc;
 				col[k] = uint(clamp(iw, 0, wc - 1));
 			}
-			for (uint c = 0; c < CIB; c++) {
+			[[unroll]] for (uint c = 0; c < CIB; c++) {
 				uint xc = xb + min(ci0 + c, pc.cig - 1) * plane;
-				for (uint kh = 0; kh < KH; kh++) {
+				[[unroll]] for (uint kh = 0; kh < KH; kh++) {
 					int ih = int(oh * S + kh) - pad;
 					bool rowok = ih >= 0 && ih < hc;
 					uint xr0 = xc + uint(clamp(ih, 0, hc - 1)) * pc.w_in;
 					float xr[XL];
-					for (uint k = 0; k < XL; k++) {
+					[[unroll]] for (uint k = 0; k < XL; k++) {
 						float v;
 						if (AVG == 1) {
 							uint a = xr0 + col[k];
@@ -102,10 +103,10 @@ void main()
 						}
 						xr[k] = rowok && colok[k] ? v : 0.0;
 					}
-					for (uint kw = 0; kw < KW; kw++)
-						for (uint p = 0; p < PW; p++) {
+					[[unroll]] for (uint kw = 0; kw < KW; kw++)
+						[[unroll]] for (uint p = 0; p < PW; p++) {
 							float xv = xr[p * S + kw];
-							for (uint j = 0; j < OCB; j++)
+							[[unroll]] for (uint j = 0; j < OCB; j++)
 								acc[j][(c * KH + kh) * KW + kw] += dv[j][p] * xv;
 						}
 				}
@@ -114,15 +115,15 @@ void main()
 	}
 
 	uint base = chunk * pc.stride;
-	for (uint j = 0; j < OCB; j++) {
+	[[unroll]] for (uint j = 0; j < OCB; j++) {
 		uint oc = g * pc.cog + oc0 + j;
 		if (oc0 + j >= pc.cog)
 			break;
-		for (uint c = 0; c < CIB; c++) {
+		[[unroll]] for (uint c = 0; c < CIB; c++) {
 			if (ci0 + c >= pc.cig)
 				break;
 			uint wb = base + (oc * pc.cig + ci0 + c) * KK;
-			for (uint k = 0; k < KK; k++)
+			[[unroll]] for (uint k = 0; k < KK; k++)
 				part[wb + k] = acc[j][c * KK + k];
 		}
 		if (cb == 0)

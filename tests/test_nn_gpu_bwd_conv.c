@@ -337,6 +337,20 @@ static int timing(void)
 		ret = gpu_seq_create(g.dev, &seq);
 	if (!ret)
 		ret = gpu_seq_begin(seq, true);
+	// the forward of the same conv on the device's own tile, for scale
+	struct nn_conv2d_tile t;
+	nn_conv2d_choose_tile(gpu_device_info(g.dev), &d, &t);
+	struct gpu_buf *bwp = NULL, *bbp = NULL, *by = NULL;
+	if (!ret)
+		ret = gpu_buf_create(pool, nn_conv2d_packed_weight_floats(&d, &t) * 4, &bwp);
+	if (!ret)
+		ret = gpu_buf_create(pool, nn_conv2d_packed_bias_floats(&d, &t) * 4, &bbp);
+	if (!ret)
+		ret = gpu_buf_create(pool, nz * 4, &by);
+	if (!ret)
+		ret = nn_conv2d_pack_record(g.dev, seq, &d, &t, BP(bw), NULL, BP(bwp), BP(bbp), "pack");
+	if (!ret)
+		ret = nn_conv2d_record(g.dev, seq, &d, &t, false, BP(bx), BP(bwp), BP(bbp), NULL, BP(by), "forward");
 	struct gpu_binding xdb = B(bdb);
 	if (!ret)
 		ret = nn_conv2d_bwd_data_record(g.dev, seq, &d, BP(bz), BP(bw), BP(bdx), "data");
@@ -346,15 +360,16 @@ static int timing(void)
 		ret = gpu_seq_end(seq);
 	if (!ret)
 		ret = gpu_seq_run(seq);
-	struct gpu_timing tm[4];
+	struct gpu_timing tm[8];
 	uint32_t nt = 0;
 	if (!ret && gpu_device_info(g.dev)->timestamps)
-		ret = gpu_seq_timings(seq, tm, 4, &nt);
-	double gflop = 2.0 * d.n * d.c_out * 80 * 80 * d.c_in * 9 * 1e-9;
+		ret = gpu_seq_timings(seq, tm, 8, &nt);
+	double gflop = 2.0 * d.n * d.c_out * 80 * 80 * d.c_in * 9 * 1e-9; // of one conv pass
+	printf("timing on %s, n2 64->64 3x3 s1 80x80 (%.2f GFLOP per conv pass), weight scratch %zu bytes:\n",
+	       gpu_device_info(g.dev)->name, gflop, scratch);
 	for (uint32_t i = 0; i < nt; i++)
-		printf("timing n2 64->64 3x3 80x80: %s pass %u: %.3f ms (%.1f GFLOP/s for the %s gradient)\n",
-		       tm[i].label, i, tm[i].ms, gflop / (tm[i].ms * 1e-3), tm[i].label);
-	printf("timing: scratch %zu bytes\n", scratch);
+		printf("  %-8s %9.3f ms  %7.1f GFLOP/s\n", tm[i].label, tm[i].ms, gflop / (tm[i].ms * 1e-3));
+	gpu_buf_destroy(&bwp), gpu_buf_destroy(&bbp), gpu_buf_destroy(&by);
 	gpu_seq_destroy(&seq);
 	gpu_buf_destroy(&bx), gpu_buf_destroy(&bdx), gpu_buf_destroy(&bz), gpu_buf_destroy(&bw);
 	gpu_buf_destroy(&bdw), gpu_buf_destroy(&bdb), gpu_buf_destroy(&bs);

@@ -8,7 +8,8 @@
 #define SG_LANES 8 // conv2d_fwd_sg.comp row padding (nn/layers/conv2d.c)
 // Split-K of the weight gradient: aim for this many invocations in the partial pass, with the
 // partials capped at this many bytes.
-#define WGRAD_TARGET_LANES 32768u
+#define WGRAD_TARGET_LANES 65536u
+#define WGRAD_MAX_CHUNKS 65535u // the grid's y (Vulkan's guaranteed minimum)
 #define WGRAD_MAX_SCRATCH (32u << 20)
 
 // Same shape checks as nn_conv2d_record.
@@ -76,7 +77,7 @@ int nn_conv2d_pack_record(struct gpu_device *dev, struct gpu_seq *seq, const str
 }
 
 struct data_push {
-	uint32_t lanes, tiles_w, cig, cog, cbpg, h_in, w_in, h_out, w_out, pad, c_out, x_c_total, x_c_off;
+	uint32_t lanes, tiles_w, cig, cog, cbpg, h_in, w_in, h_out, w_out, c_out, x_c_total, x_c_off;
 };
 
 int nn_conv2d_bwd_data_record(struct gpu_device *dev, struct gpu_seq *seq, const struct nn_conv2d_desc *d,
@@ -86,28 +87,30 @@ int nn_conv2d_bwd_data_record(struct gpu_device *dev, struct gpu_seq *seq, const
 	int ret = check_shape(d, "conv2d_bwd_data", label);
 	if (ret)
 		return ret;
-	uint32_t cig = d->c_in / d->groups, avg = d->avgpool_before;
-	// Tile: CIB input channels x S*PW dx' columns (x 2 rows with the pool): ~32-64 accumulators.
-	uint32_t pw = d->stride >= 8 ? 1 : 8 / d->stride, cib = avg ? 4 : 8;
+	uint32_t cig = d->c_in / d->groups, avg = d->avgpool_before, s = d->stride;
+	// Tile: CIB input channels x S*PW dx' columns (x 2 rows with the pool). GPUs: 64 accumulators;
+	// CPU devices (every load costs a loop over the SIMD lanes): 256, to load less per FMA. The
+	// result does not depend on the tile.
+	bool cpu = gpu_device_info(dev)->type == GPU_DEVICE_TYPE_CPU;
+	uint32_t span = cpu ? 16 : 8, pw = s >= span / 2 ? 2 : span / s, cib = (cpu ? 16 : 8) >> avg;
 	cib = cig < cib ? cig : cib;
-	uint32_t tl = d->stride * pw - avg; // dx columns per invocation
+	uint32_t tl = s * (pw - avg); // dx columns per invocation
 	uint32_t tiles_w = (d->w_in + tl - 1) / tl, cbpg = (cig + cib - 1) / cib;
 	struct data_push p = {
-		.lanes = d->n * d->h_in * tiles_w, .tiles_w = tiles_w, .cig = cig, .cog = d->c_out / d->groups,
+		.lanes = d->h_in * tiles_w, .tiles_w = tiles_w, .cig = cig, .cog = d->c_out / d->groups,
 		.cbpg = cbpg, .h_in = d->h_in, .w_in = d->w_in, .h_out = nn_conv2d_out_h(d), .w_out = nn_conv2d_out_w(d),
-		.pad = d->pad, .c_out = d->c_out, .x_c_total = d->x_c_total ? d->x_c_total : d->c_in,
-		.x_c_off = d->x_c_off,
+		.c_out = d->c_out, .x_c_total = d->x_c_total ? d->x_c_total : d->c_in, .x_c_off = d->x_c_off,
 	};
 	struct gpu_binding b[3] = { bind(dz, false), bind(w, false), bind(dx, true) };
 	struct gpu_kernel *k = NULL;
 	struct gpu_kernel_params kp = { .id = GPU_KERNEL_CONV2D_BWD_DATA, .binding_count = 3,
-	                                .push_size = sizeof(p), .spec_count = 7,
-	                                .spec = { BWD_WG, cib, pw, d->k_h, d->k_w, d->stride, avg } };
+	                                .push_size = sizeof(p), .spec_count = 8,
+	                                .spec = { BWD_WG, cib, pw, d->k_h, d->k_w, s, avg, d->pad } };
 	ret = gpu_kernel_get(dev, &kp, &k);
 	if (ret)
 		return ret;
 	return gpu_seq_dispatch(seq, &(struct gpu_dispatch){ .kernel = k, .bindings = b, .push = &p,
-	                        .groups = { (p.lanes + BWD_WG - 1) / BWD_WG, d->groups * cbpg, 1 }, .label = label });
+	                        .groups = { (p.lanes + BWD_WG - 1) / BWD_WG, d->groups * cbpg, d->n }, .label = label });
 }
 
 // The split-K plan of the weight gradient: register tile, chunk count, rows per chunk.
@@ -136,6 +139,7 @@ static void wgrad_plan(const struct nn_conv2d_desc *d, struct wgrad_plan *pl)
 	uint32_t cap = WGRAD_MAX_SCRATCH / 4 / pl->stride;
 	want = want < cap ? want : cap;
 	want = want < pl->rows ? want : pl->rows;
+	want = want < WGRAD_MAX_CHUNKS ? want : WGRAD_MAX_CHUNKS;
 	want = want ? want : 1;
 	pl->rpc = (pl->rows + want - 1) / want;
 	pl->chunks = (pl->rows + pl->rpc - 1) / pl->rpc;

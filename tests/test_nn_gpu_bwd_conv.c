@@ -78,6 +78,15 @@ static const struct nn_conv2d_desc cases[] = {
 	{ .n = 2, .c_in = 17, .h_in = 7, .w_in = 5, .c_out = 3, .k_h = 1, .k_w = 1, .stride = 2, .groups = 1 },
 	// 3x3 s2 p0 (taps near the border unused), stride 3
 	{ .n = 1, .c_in = 2, .h_in = 11, .w_in = 10, .c_out = 5, .k_h = 3, .k_w = 3, .stride = 3, .pad = 0, .groups = 1 },
+	// wide rows: several column tiles of every tile set, with the pool (s2 and s1) and without
+	{ .n = 2, .c_in = 3, .h_in = 6, .w_in = 37, .c_out = 4, .k_h = 3, .k_w = 3, .stride = 2, .pad = 1, .groups = 1,
+	  .avgpool_before = true },
+	{ .n = 1, .c_in = 2, .h_in = 5, .w_in = 35, .c_out = 3, .k_h = 3, .k_w = 3, .stride = 1, .pad = 1, .groups = 1,
+	  .avgpool_before = true },
+	// pad 2 > k/2 with stride 2; 1x1 with pad 1; an even 2x2 s2 kernel
+	{ .n = 1, .c_in = 4, .h_in = 7, .w_in = 30, .c_out = 4, .k_h = 3, .k_w = 3, .stride = 2, .pad = 2, .groups = 1 },
+	{ .n = 1, .c_in = 3, .h_in = 5, .w_in = 6, .c_out = 2, .k_h = 1, .k_w = 1, .stride = 1, .pad = 1, .groups = 1 },
+	{ .n = 2, .c_in = 3, .h_in = 8, .w_in = 9, .c_out = 5, .k_h = 2, .k_w = 2, .stride = 2, .pad = 0, .groups = 1 },
 	// mid-size RepNCSP-like conv: 40 -> 36, 3x3, x slice
 	{ .n = 2, .c_in = 40, .h_in = 8, .w_in = 9, .c_out = 36, .k_h = 3, .k_w = 3, .stride = 1, .pad = 1, .groups = 1,
 	  .x_c_total = 80, .x_c_off = 40 },

@@ -27,3 +27,11 @@ double nn_model_grads_clip_ref(struct nn_model_grads *g, const struct nn_model *
 // p -= lr * (d + momentum * buf) with nesterov, else lr * buf. -EINVAL when s belongs to another model.
 int nn_sgd_step_ref(struct nn_sgd *s, struct nn_model *m, const struct nn_model_grads *g,
                     const struct nn_sgd_params *p);
+
+// The official ModelEMA decay ramp: d = 0.9999 * (1 - exp(-updates / 2000)), where `updates` counts
+// the EMA updates including the current one (ModelEMA increments it before computing d: the first
+// update uses updates = 1).
+double nn_ema_decay(uint64_t updates);
+// ema = d * ema + (1 - d) * cur over count floats, rounded as torch does in fp32: `v *= d` then
+// `v += (1 - d) * model` with d and 1 - d each rounded once to float.
+void nn_ema_update_ref(float *ema, const float *cur, size_t count, double decay);

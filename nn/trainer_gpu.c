@@ -393,7 +393,7 @@ static int tg_ema_update(struct nn_trainer *t, double decay)
 	int ret = gpu_seq_begin(g->emaseq, false);
 	struct gpu_binding e = tg_sbind(g->ema, 0, g->n_state, true), c = tg_sbind(g->state, 0, g->n_state, false);
 	if (!ret)
-		ret = nn_ema_record(g->dev, g->emaseq, g->n_state, (float)decay, &e, &c, "ema");
+		ret = nn_ema_record(g->dev, g->emaseq, g->n_state, decay, &e, &c, "ema");
 	if (!ret)
 		ret = gpu_seq_end(g->emaseq);
 	if (!ret)

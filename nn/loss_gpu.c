@@ -8,7 +8,7 @@
 #include "log.h"
 #include "loss_gpu.h"
 
-#define WG 256        // per-anchor kernels, top-k and reductions
+#define WG_MAX 256    // per-anchor kernels, top-k and reductions (partials regions hold 256)
 #define HDR_WORDS 64  // parameter header of T, then one count per image
 #define ROW_WORDS 8   // gt row: x1, y1, x2, y2, class, valid, 2 unused
 #define OUT_FLOATS 8  // loss, box, cls, dfl, n_fg[2], S[2]
@@ -17,13 +17,15 @@
 struct nn_loss_gpu {
 	struct gpu_device *dev;
 	struct nn_loss_desc d;
-	uint32_t n_sets, max_targets, a, np, g, table, set_words;
+	uint32_t n_sets, max_targets, a, np, g, table, set_words, wg;
 	uint32_t *tbl; // host copy of T
 	size_t t_words;
 	struct gpu_pool *pool;
 	struct gpu_buf *t, *w, *out;
 	struct gpu_kernel *k_decode, *k_topk, *k_resolve, *k_score, *k_terms, *k_final, *k_reduce;
 };
+
+_Static_assert(NN_DETECT_MAX_LEVELS == 4, "the loss_tal kernels bind 4 level maps");
 
 struct loss_push {
 	uint32_t base;
@@ -62,7 +64,7 @@ int nn_loss_gpu_create(struct gpu_device *dev, const struct nn_loss_desc *d, uin
 {
 	*out = NULL;
 	if (!dev || !d || d->n == 0 || d->nc == 0 || d->reg_max < 2 || d->reg_max > 64 || d->nl == 0 ||
-	    d->nl > NN_DETECT_MAX_LEVELS || NN_DETECT_MAX_LEVELS > 4 || (n_sets != 1 && n_sets != 2) || max_targets == 0) {
+	    d->nl > NN_DETECT_MAX_LEVELS || (n_sets != 1 && n_sets != 2) || max_targets == 0) {
 		LOGE("loss_gpu: bad description (n %u, nc %u, reg_max %u, nl %u, sets %u, max_targets %u)", d ? d->n : 0,
 		     d ? d->nc : 0, d ? d->reg_max : 0, d ? d->nl : 0, n_sets, max_targets);
 		return -EINVAL;
@@ -89,8 +91,8 @@ int nn_loss_gpu_create(struct gpu_device *dev, const struct nn_loss_desc *d, uin
 	}
 	l->np = round_up((uint32_t)n_a, 64), l->g = round_up((uint32_t)n_g, 64);
 	l->set_words = round_up(14 * l->np + 2 * l->g + 1600, 64);
-	l->table = HDR_WORDS + round_up(d->n, 64);
-	l->t_words = l->table + (size_t)ROW_WORDS * n_g;
+	l->table = HDR_WORDS + 2 * round_up(d->n, 64);
+	l->t_words = l->table + (size_t)ROW_WORDS * max_targets;
 	words = (uint64_t)l->set_words * n_sets;
 	int ret = -ENOMEM;
 	if (!(l->tbl = calloc(l->t_words, sizeof(uint32_t))))
@@ -98,6 +100,13 @@ int nn_loss_gpu_create(struct gpu_device *dev, const struct nn_loss_desc *d, uin
 	uint32_t *t = l->tbl;
 	t[0] = d->n, t[1] = d->nc, t[2] = d->reg_max, t[3] = d->nl, t[4] = l->a, t[5] = max_targets;
 	t[6] = 4 * d->reg_max + d->nc, t[7] = l->np, t[8] = l->g, t[9] = l->table;
+	t[10] = HDR_WORDS + round_up(d->n, 64);
+	// workgroup size: a power of two the device allows (Vulkan guarantees 128)
+	const struct gpu_device_info *di = gpu_device_info(dev);
+	uint32_t lim = di->max_workgroup_invocations < di->max_workgroup_size[0] ? di->max_workgroup_invocations
+	                                                                        : di->max_workgroup_size[0];
+	for (l->wg = WG_MAX; l->wg > 32 && l->wg > lim; l->wg /= 2)
+		;
 	for (uint32_t k = 0, first = 0; k < d->nl; k++) {
 		t[16 + 4 * k] = d->h[k], t[17 + 4 * k] = d->w[k], t[18 + 4 * k] = first;
 		memcpy(&t[19 + 4 * k], &d->stride[k], 4);
@@ -110,13 +119,13 @@ int nn_loss_gpu_create(struct gpu_device *dev, const struct nn_loss_desc *d, uin
 	    (ret = gpu_buf_upload(l->t, 0, l->tbl, l->t_words * 4)))
 		goto fail;
 	uint32_t ps = sizeof(struct loss_push);
-	if ((ret = get_kernel(dev, GPU_KERNEL_LOSS_TAL_DECODE, 6, ps, WG, &l->k_decode)) ||
-	    (ret = get_kernel(dev, GPU_KERNEL_LOSS_TAL_TOPK, 6, ps, WG, &l->k_topk)) ||
-	    (ret = get_kernel(dev, GPU_KERNEL_LOSS_TAL_RESOLVE, 6, ps, WG, &l->k_resolve)) ||
-	    (ret = get_kernel(dev, GPU_KERNEL_LOSS_TAL_SCORE, 6, ps, WG, &l->k_score)) ||
-	    (ret = get_kernel(dev, GPU_KERNEL_LOSS_TAL_TERMS, 10, ps, WG, &l->k_terms)) ||
+	if ((ret = get_kernel(dev, GPU_KERNEL_LOSS_TAL_DECODE, 6, ps, l->wg, &l->k_decode)) ||
+	    (ret = get_kernel(dev, GPU_KERNEL_LOSS_TAL_TOPK, 6, ps, l->wg, &l->k_topk)) ||
+	    (ret = get_kernel(dev, GPU_KERNEL_LOSS_TAL_RESOLVE, 6, ps, l->wg, &l->k_resolve)) ||
+	    (ret = get_kernel(dev, GPU_KERNEL_LOSS_TAL_SCORE, 6, ps, l->wg, &l->k_score)) ||
+	    (ret = get_kernel(dev, GPU_KERNEL_LOSS_TAL_TERMS, 10, ps, l->wg, &l->k_terms)) ||
 	    (ret = get_kernel(dev, GPU_KERNEL_LOSS_TAL_FINAL, 7, ps, 1, &l->k_final)) ||
-	    (ret = get_kernel(dev, GPU_KERNEL_REDUCE_SUM_F32, 2, 8, WG, &l->k_reduce)))
+	    (ret = get_kernel(dev, GPU_KERNEL_REDUCE_SUM_F32, 2, 8, l->wg, &l->k_reduce)))
 		goto fail;
 	*out = l;
 	return 0;
@@ -133,26 +142,29 @@ int nn_loss_gpu_set_targets(struct nn_loss_gpu *l, const float *targets, uint32_
 		LOGE("loss_gpu: %u targets (capacity %u)%s", n_targets, l->max_targets, targets ? "" : ", no array");
 		return -EINVAL;
 	}
-	uint32_t *t = l->tbl;
-	memset(t + HDR_WORDS, 0, (l->t_words - HDR_WORDS) * sizeof(uint32_t));
+	uint32_t *t = l->tbl, *count = t + HDR_WORDS, *first = t + t[10], rows = 0;
 	float img_w = (float)d->w[0] * d->stride[0], img_h = (float)d->h[0] * d->stride[0];
-	for (uint32_t i = 0; i < n_targets; i++) {
-		const float *r = targets + 6 * i;
-		if (!(r[0] >= 0.0f && r[0] < (float)d->n) || r[0] != floorf(r[0]))
-			continue; // not an image of the batch: ignored like the official code
-		uint32_t img = (uint32_t)r[0];
-		if (!(r[1] >= 0.0f && r[1] < (float)d->nc)) {
-			LOGE("loss_gpu: target %u: class %g outside [0, %u)", i, r[1], d->nc);
-			return -EINVAL;
+	for (uint32_t img = 0; img < d->n; img++) {
+		first[img] = rows, count[img] = 0;
+		for (uint32_t i = 0; i < n_targets; i++) {
+			const float *r = targets + 6 * i;
+			if (r[0] != (float)img)
+				continue; // rows of images outside the batch are ignored like the official code
+			if (!(r[1] >= 0.0f && r[1] < (float)d->nc)) {
+				LOGE("loss_gpu: target %u: class %g outside [0, %u)", i, r[1], d->nc);
+				return -EINVAL;
+			}
+			uint32_t *row = t + l->table + ROW_WORDS * (size_t)rows++;
+			count[img]++;
+			float cx = r[2] * img_w, cy = r[3] * img_h, w = r[4] * img_w, h = r[5] * img_h;
+			float b[4] = {cx - w / 2.0f, cy - h / 2.0f, cx + w / 2.0f, cy + h / 2.0f};
+			memcpy(row, b, sizeof(b));
+			row[4] = (uint32_t)r[1];
+			row[5] = b[0] + b[1] + b[2] + b[3] > 0.0f;
+			row[6] = row[7] = 0;
 		}
-		uint32_t *row = t + l->table + ROW_WORDS * ((size_t)img * l->max_targets + t[HDR_WORDS + img]++);
-		float cx = r[2] * img_w, cy = r[3] * img_h, w = r[4] * img_w, h = r[5] * img_h;
-		float b[4] = {cx - w / 2.0f, cy - h / 2.0f, cx + w / 2.0f, cy + h / 2.0f};
-		memcpy(row, b, sizeof(b));
-		row[4] = (uint32_t)r[1];
-		row[5] = b[0] + b[1] + b[2] + b[3] > 0.0f;
 	}
-	return gpu_buf_upload(l->t, 0, t, l->t_words * 4);
+	return gpu_buf_upload(l->t, 0, t, ((size_t)l->table + ROW_WORDS * (size_t)rows) * 4);
 }
 
 // Binding of words [off, off + count) of buffer b.
@@ -165,10 +177,10 @@ static struct gpu_binding range(struct gpu_buf *b, uint64_t off, uint64_t count,
 static int record_sum(struct nn_loss_gpu *l, struct gpu_seq *seq, uint64_t src, uint32_t count, uint64_t tmp,
                       uint64_t dst)
 {
-	uint32_t chunk = round_up((count + WG - 1) / WG, WG), groups = (count + chunk - 1) / chunk;
-	uint32_t p1[2] = {count, chunk}, p2[2] = {groups, WG};
-	struct gpu_binding b1[2] = {range(l->w, src, l->np, false), range(l->w, tmp, WG, true)};
-	struct gpu_binding b2[2] = {range(l->w, tmp, WG, false), range(l->w, dst, 1, true)};
+	uint32_t wg = l->wg, chunk = round_up((count + wg - 1) / wg, wg), groups = (count + chunk - 1) / chunk;
+	uint32_t p1[2] = {count, chunk}, p2[2] = {groups, wg};
+	struct gpu_binding b1[2] = {range(l->w, src, l->np, false), range(l->w, tmp, wg, true)};
+	struct gpu_binding b2[2] = {range(l->w, tmp, wg, false), range(l->w, dst, 1, true)};
 	int ret = gpu_seq_dispatch(seq, &(struct gpu_dispatch){l->k_reduce, b1, p1, {groups, 1, 1}, "loss.sum1"});
 	return ret ? ret : gpu_seq_dispatch(seq, &(struct gpu_dispatch){l->k_reduce, b2, p2, {1, 1, 1}, "loss.sum2"});
 }
@@ -187,7 +199,7 @@ static int record_set(struct nn_loss_gpu *l, struct gpu_seq *seq, uint32_t s, co
 	bind[4] = range(l->w, 0, (uint64_t)l->set_words * l->n_sets, true); // whole: kernels index from pc.base
 	bind[5] = range(l->t, 0, l->t_words, false);
 	struct loss_push p = {(uint32_t)b, (float)d->n * (l->n_sets == 2 && s == 0 ? AUX_WEIGHT : 1.0f), l->n_sets, 0};
-	uint32_t na = d->n * l->a, ga = (na + WG - 1) / WG;
+	uint32_t na = d->n * l->a, ga = (na + l->wg - 1) / l->wg;
 	struct gpu_binding f_cnt = range(l->w, b + 4 * np, np, true), f_first = range(l->w, b + 5 * np, np, true);
 	struct gpu_binding f_max = range(l->w, b + 14 * np, 2 * (uint64_t)l->g, true);
 	int ret;
@@ -199,12 +211,12 @@ static int record_set(struct nn_loss_gpu *l, struct gpu_seq *seq, uint32_t s, co
 	    (ret = gpu_seq_dispatch(seq, &(struct gpu_dispatch){l->k_resolve, bind, &p, {ga, 1, 1}, "loss.resolve"})) ||
 	    (ret = gpu_seq_dispatch(seq, &(struct gpu_dispatch){l->k_score, bind, &p, {ga, 1, 1}, "loss.score"})))
 		return ret;
-	uint64_t red = b + 14 * np + 2 * (uint64_t)l->g, sum = red + 5 * WG;
+	uint64_t red = b + 14 * np + 2 * (uint64_t)l->g, sum = red + 5 * WG_MAX;
 	if ((ret = record_sum(l, seq, b + 9 * np, na, red, sum)) ||
 	    (ret = gpu_seq_dispatch(seq, &(struct gpu_dispatch){l->k_terms, bind, &p, {ga, 1, 1}, "loss.terms"})))
 		return ret;
 	for (uint32_t k = 0; k < 4; k++)
-		if ((ret = record_sum(l, seq, b + (10 + k) * np, na, red + WG * (k + 1), sum + 64 * (k + 1))))
+		if ((ret = record_sum(l, seq, b + (10 + k) * np, na, red + WG_MAX * (k + 1), sum + 64 * (k + 1))))
 			return ret;
 	return 0;
 }

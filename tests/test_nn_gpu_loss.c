@@ -37,7 +37,7 @@ struct gcase {
 	struct gpu_pool *pool;
 	struct gpu_buf *bm[2 * NN_DETECT_MAX_LEVELS], *bd[2 * NN_DETECT_MAX_LEVELS];
 	struct gpu_seq *seq;
-	bool timed;
+	bool timed, verbose;
 };
 
 static void gcase_free(struct gcase *c)
@@ -90,6 +90,22 @@ static int gcase_run(struct gcase *c, const float *targets, uint32_t n_targets, 
 		CHECK(gpu_seq_timings(c->seq, t, 128, &n) == 0);
 		if (n)
 			*gpu_ms = t[n - 1].start_ms + t[n - 1].ms - t[0].start_ms;
+		if (c->verbose) { // per kernel, summed over the sets
+			const char *seen[16];
+			uint32_t ns = 0;
+			for (uint32_t i = 0; i < n; i++) {
+				bool dup = false;
+				for (uint32_t k = 0; k < ns; k++)
+					dup = dup || !strcmp(seen[k], t[i].label);
+				if (dup || ns == 16)
+					continue;
+				seen[ns++] = t[i].label;
+				double ms = 0;
+				for (uint32_t k = i; k < n; k++)
+					ms += strcmp(t[k].label, t[i].label) ? 0.0 : t[k].ms;
+				printf("    %-14s %.3f ms\n", t[i].label, ms);
+			}
+		}
 	}
 	return 0;
 }
@@ -252,7 +268,7 @@ static int golden(const char *model)
 		goto done;
 	}
 	c.d = (struct nn_loss_desc){.n = n, .nc = m->nc, .reg_max = m->reg_max, .nl = m->nl};
-	c.sets = m->n_head_sets;
+	c.sets = m->n_head_sets, c.verbose = true;
 	const float *maps[2 * NN_DETECT_MAX_LEVELS];
 	for (uint32_t s = 0; s < m->n_head_sets; s++)
 		for (uint32_t l = 0; l < m->nl; l++) {

@@ -6,8 +6,9 @@
 // Targets buffer T (uint words): [0] n, [1] nc, [2] reg_max, [3] nl, [4] A anchors, [5] MT gt rows
 // per image (capacity), [6] no = 4 reg_max + nc, [7] Np (n*A rounded up to 64), [8] G (n*MT rounded
 // up to 64), [9] gt table offset; level l at [16 + 4l]: h, w, first anchor, stride (float bits);
-// [64 + img] gt count of image img; gt row (img, j) at [table + 8 (img MT + j)]: x1, y1, x2, y2
-// (input pixels, float bits), class, valid (x1 + y1 + x2 + y2 > 0), 2 unused.
+// [10] first-row table offset; [64 + img] gt count of image img, [T[10] + img] its first row; gt
+// row (img, j) at [table + 8 (first row + j)]: x1, y1, x2, y2 (input pixels, float bits), class,
+// valid (x1 + y1 + x2 + y2 > 0), 2 unused. Rows are grouped per image in the targets' order.
 // Work buffer W of one set at word `base` (push constant): regions of Np words (per image anchor
 // i = img A + a) or G words (per gt row), all 256-byte aligned.
 // Bindings of every loss_tal kernel: 0..3 the set's level maps (unused levels repeat level 0),
@@ -51,7 +52,7 @@ float map_load(uint l, uint i)
 #define P_LA(l) T[18 + 4 * (l)]
 #define P_LS(l) uintBitsToFloat(T[19 + 4 * (l)])
 #define P_COUNT(img) T[64 + (img)]
-#define GT_ROW(img, j) (P_TABLE + 8 * ((img) * P_MT + (j)))
+#define GT_ROW(img, j) (P_TABLE + 8 * (T[T[10] + (img)] + (j)))
 
 #define W_PD(b) (b)                           // [Np][4] decoded predictions xyxy, input pixels
 #define W_CNT(b) ((b) + 4 * P_NP)             // positives per anchor (top-k of several gts)

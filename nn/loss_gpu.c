@@ -32,6 +32,7 @@ struct loss_push {
 	float scale;
 	uint32_t n_sets, base1;
 };
+_Static_assert(sizeof(struct loss_push) == 16, "shaders/include/loss_tal.glsl Push");
 
 static uint32_t round_up(uint32_t x, uint32_t m)
 {
@@ -95,8 +96,10 @@ int nn_loss_gpu_create(struct gpu_device *dev, const struct nn_loss_desc *d, uin
 	l->t_words = l->table + (size_t)ROW_WORDS * max_targets;
 	words = (uint64_t)l->set_words * n_sets;
 	int ret = -ENOMEM;
-	if (!(l->tbl = calloc(l->t_words, sizeof(uint32_t))))
+	if (!(l->tbl = calloc(l->t_words, sizeof(uint32_t)))) {
+		LOGE("loss_gpu: out of memory (target table of %zu words)", l->t_words);
 		goto fail;
+	}
 	uint32_t *t = l->tbl;
 	t[0] = d->n, t[1] = d->nc, t[2] = d->reg_max, t[3] = d->nl, t[4] = l->a, t[5] = max_targets;
 	t[6] = 4 * d->reg_max + d->nc, t[7] = l->np, t[8] = l->g, t[9] = l->table;
@@ -107,6 +110,13 @@ int nn_loss_gpu_create(struct gpu_device *dev, const struct nn_loss_desc *d, uin
 	                                                                        : di->max_workgroup_size[0];
 	for (l->wg = WG_MAX; l->wg > 32 && l->wg > lim; l->wg /= 2)
 		;
+	if ((n_a + l->wg - 1) / l->wg > di->max_workgroup_count[0] || max_targets > di->max_workgroup_count[0] ||
+	    d->n > di->max_workgroup_count[1]) {
+		LOGE("loss_gpu: %llu anchors x images or %u targets exceed the device's workgroup counts",
+		     (unsigned long long)n_a, max_targets);
+		ret = -EINVAL;
+		goto fail;
+	}
 	for (uint32_t k = 0, first = 0; k < d->nl; k++) {
 		t[16 + 4 * k] = d->h[k], t[17 + 4 * k] = d->w[k], t[18 + 4 * k] = first;
 		memcpy(&t[19 + 4 * k], &d->stride[k], 4);
@@ -129,8 +139,7 @@ int nn_loss_gpu_create(struct gpu_device *dev, const struct nn_loss_desc *d, uin
 		goto fail;
 	*out = l;
 	return 0;
-fail:
-	LOGE("loss_gpu: create failed (%u anchors, %u targets): %d", l->a, max_targets, ret);
+fail: // the engine logged its failures
 	nn_loss_gpu_destroy(&l);
 	return ret;
 }

@@ -10,7 +10,8 @@
 //            BatchNorm (the backward recomputes the pre-activation from it); stats: batch mean/var.
 // Sequences: forward (input conversion, packing, every op, zeroing dacts), backward (every op in
 // reverse), optimizer and EMA (re-recorded per call: their scalars are push constants).
-// The loss runs on the CPU between forward and backward (maps downloaded, gradients uploaded).
+// The loss (loss_gpu.h) runs as its own sequence between forward and backward; VKYOLO_CPU_LOSS=1 runs
+// the CPU reference instead (maps downloaded, gradients uploaded).
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 #include <time.h>
 
 #include "layers_train.h"
+#include "loss_gpu.h"
 #include "trainer_gpu.h"
 
 
@@ -282,7 +284,7 @@ static int setup_loss(struct nn_tg *g)
 			uint32_t t = m->head_map[s][l], k = s * m->nl + l;
 			g->ld.h[l] = g->shapes[t].h, g->ld.w[l] = g->shapes[t].w, g->ld.stride[l] = m->stride[l];
 			g->map_tensor[k] = t;
-			if (!(g->maps[k] = malloc(g->t_bytes[t])) || !(g->dmaps[k] = malloc(g->t_bytes[t]))) {
+			if (g->cpu_loss && (!(g->maps[k] = malloc(g->t_bytes[t])) || !(g->dmaps[k] = malloc(g->t_bytes[t])))) {
 				LOGE("trainer: out of host memory for the loss maps");
 				return -ENOMEM;
 			}
@@ -296,7 +298,8 @@ static void tg_destroy(struct nn_trainer *t)
 	if (!g)
 		return;
 	gpu_seq_destroy(&g->fwd), gpu_seq_destroy(&g->bwd), gpu_seq_destroy(&g->opt);
-	gpu_seq_destroy(&g->emaseq), gpu_seq_destroy(&g->zero);
+	gpu_seq_destroy(&g->emaseq), gpu_seq_destroy(&g->zero), gpu_seq_destroy(&g->lossseq);
+	nn_loss_gpu_destroy(&g->loss);
 	struct gpu_buf **bufs[] = { &g->state, &g->grads, &g->momentum, &g->ema, &g->packed, &g->acts, &g->dacts,
 	                            &g->zbuf, &g->stats, &g->dz, &g->wscratch, &g->bnscratch, &g->sqscratch, &g->sumsq,
 	                            &g->input_u8 };
@@ -318,26 +321,68 @@ static int tg_zero_grad(struct nn_trainer *t)
 	return gpu_seq_run(g->zero);
 }
 
+// The loss on the CPU (VKYOLO_CPU_LOSS=1): head maps downloaded, gradients uploaded.
+static int cpu_loss(struct nn_tg *g, const float *targets, uint32_t n_targets, struct nn_loss_out *out)
+{
+	int ret = 0;
+	for (uint32_t k = 0; !ret && k < g->n_maps; k++)
+		ret = gpu_buf_download(g->acts, g->t_off[g->map_tensor[k]], g->maps[k], g->t_bytes[g->map_tensor[k]]);
+	out->grad = g->dmaps;
+	if (!ret)
+		ret = g->m->n_head_sets == 2
+		      ? nn_loss_tal_dual(&g->ld, (const float *const *)g->maps, targets, n_targets, out)
+		      : nn_loss_tal(&g->ld, (const float *const *)g->maps, targets, n_targets, out);
+	out->grad = NULL;
+	for (uint32_t k = 0; !ret && k < g->n_maps; k++)
+		ret = gpu_buf_upload(g->dacts, g->t_off[g->map_tensor[k]], g->dmaps[k], g->t_bytes[g->map_tensor[k]]);
+	return ret;
+}
+
+// (Re)creates the GPU loss for at least n_targets target rows and records its sequence.
+static int gpu_loss_reserve(struct nn_tg *g, uint32_t n_targets)
+{
+	if (g->loss && n_targets <= g->loss_cap)
+		return 0;
+	uint32_t cap = g->loss_cap ? g->loss_cap : 64 * g->n;
+	while (cap < n_targets)
+		cap *= 2;
+	nn_loss_gpu_destroy(&g->loss);
+	g->loss_cap = 0;
+	struct gpu_binding maps[2 * NN_DETECT_MAX_LEVELS], dmaps[2 * NN_DETECT_MAX_LEVELS];
+	for (uint32_t k = 0; k < g->n_maps; k++) {
+		maps[k] = tensor_b(g, g->acts, g->map_tensor[k], false);
+		dmaps[k] = tensor_b(g, g->dacts, g->map_tensor[k], true);
+	}
+	int ret = nn_loss_gpu_create(g->dev, &g->ld, g->m->n_head_sets, cap, &g->loss);
+	if (!ret)
+		ret = gpu_seq_begin(g->lossseq, g->timestamps);
+	if (!ret)
+		ret = nn_loss_gpu_record(g->loss, g->lossseq, maps, dmaps);
+	if (!ret)
+		ret = gpu_seq_end(g->lossseq);
+	if (!ret)
+		g->loss_cap = cap;
+	return ret;
+}
+
 static int tg_forward_backward(struct nn_trainer *t, const uint8_t *input_u8, const float *targets,
                                uint32_t n_targets, struct nn_loss_out *lo)
 {
 	struct nn_tg *g = t->impl;
-	const struct nn_model *m = g->m;
 	double t0 = now_ms();
-	int ret = gpu_buf_upload(g->input_u8, 0, input_u8, (size_t)g->n * 3 * g->h * g->w);
+	struct nn_loss_out out = { 0 };
+	int ret = g->cpu_loss ? 0 : gpu_loss_reserve(g, n_targets);
+	if (!ret && !g->cpu_loss)
+		ret = nn_loss_gpu_set_targets(g->loss, targets, n_targets);
+	if (!ret)
+		ret = gpu_buf_upload(g->input_u8, 0, input_u8, (size_t)g->n * 3 * g->h * g->w);
 	if (!ret)
 		ret = gpu_seq_run(g->fwd);
 	double t1 = now_ms();
-	for (uint32_t k = 0; !ret && k < g->n_maps; k++)
-		ret = gpu_buf_download(g->acts, g->t_off[g->map_tensor[k]], g->maps[k], g->t_bytes[g->map_tensor[k]]);
-	struct nn_loss_out out = { 0 };
-	out.grad = g->dmaps;
 	if (!ret)
-		ret = m->n_head_sets == 2 ? nn_loss_tal_dual(&g->ld, (const float *const *)g->maps, targets, n_targets, &out)
-		                          : nn_loss_tal(&g->ld, (const float *const *)g->maps, targets, n_targets, &out);
-	out.grad = NULL;
-	for (uint32_t k = 0; !ret && k < g->n_maps; k++)
-		ret = gpu_buf_upload(g->dacts, g->t_off[g->map_tensor[k]], g->dmaps[k], g->t_bytes[g->map_tensor[k]]);
+		ret = g->cpu_loss ? cpu_loss(g, targets, n_targets, &out) : gpu_seq_run(g->lossseq);
+	if (!ret && !g->cpu_loss)
+		ret = nn_loss_gpu_read(g->loss, &out);
 	double t2 = now_ms();
 	if (!ret)
 		ret = gpu_seq_run(g->bwd);
@@ -436,6 +481,8 @@ int nn_trainer_gpu_init(struct nn_trainer *t, struct gpu_device *dev)
 	t->be = &gpu_backend;
 	g->dev = dev, g->m = m, g->n = t->p.n, g->h = t->p.h, g->w = t->p.w;
 	g->bn_momentum = t->p.bn_momentum;
+	const char *cl = getenv("VKYOLO_CPU_LOSS");
+	g->cpu_loss = cl && *cl == '1';
 	g->align = gpu_device_info(dev)->min_storage_offset_align;
 	g->align = g->align > 256 ? g->align : 256;
 	g->shapes = calloc(m->n_tensors, sizeof(*g->shapes));
@@ -454,9 +501,9 @@ int nn_trainer_gpu_init(struct nn_trainer *t, struct gpu_device *dev)
 		goto fail;
 	if ((ret = gpu_seq_create(dev, &g->fwd)) || (ret = gpu_seq_create(dev, &g->bwd)) ||
 	    (ret = gpu_seq_create(dev, &g->opt)) || (ret = gpu_seq_create(dev, &g->emaseq)) ||
-	    (ret = gpu_seq_create(dev, &g->zero)))
+	    (ret = gpu_seq_create(dev, &g->zero)) || (ret = gpu_seq_create(dev, &g->lossseq)))
 		goto fail;
-	bool ts = t->p.timestamps && gpu_device_info(dev)->timestamps;
+	bool ts = g->timestamps = t->p.timestamps && gpu_device_info(dev)->timestamps;
 	if ((ret = record_forward(g, ts)) || (ret = record_backward(g, ts)))
 		goto fail;
 	if ((ret = gpu_seq_begin(g->zero, false)) ||

@@ -4,6 +4,7 @@
 #include "gpu.h"
 #include "layers.h"
 #include "loss.h"
+#include "loss_gpu.h"
 #include "model_bwd.h"
 #include "trainer_internal.h"
 
@@ -39,9 +40,15 @@ struct nn_tg {
 	struct gpu_buf *state, *grads, *momentum, *ema, *packed, *acts, *dacts, *zbuf, *stats, *dz, *wscratch,
 		*bnscratch, *sqscratch, *sumsq, *input_u8;
 	struct gpu_seq *fwd, *bwd, *opt, *emaseq, *zero;
+
 	bool stepped;
 	float bn_momentum;
-	// CPU loss
+	bool timestamps;
+	// loss: on the GPU (loss, its sequence, its target capacity) or, with cpu_loss, on the host
+	struct nn_loss_gpu *loss;
+	struct gpu_seq *lossseq;
+	uint32_t loss_cap;
+	bool cpu_loss;
 	struct nn_loss_desc ld;
 	float *maps[2 * NN_DETECT_MAX_LEVELS], *dmaps[2 * NN_DETECT_MAX_LEVELS];
 	uint32_t map_tensor[2 * NN_DETECT_MAX_LEVELS], n_maps;

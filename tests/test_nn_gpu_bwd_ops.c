@@ -451,6 +451,41 @@ static int check_resize(void)
 	return fails;
 }
 
+// Bad arguments are refused with -EINVAL before anything is recorded.
+static int check_errors(void)
+{
+	int ret = 0, fails = 0;
+	struct gpu_buf *b = up(NULL, 64, &ret);
+	struct gpu_seq *seq = NULL;
+	ret = seq_new(&seq, ret);
+	if (ret)
+		return 1;
+	struct nn_conv2d_desc d = bn_conv(&bn_cases[2]); // SiLU, residual before the activation
+	struct gpu_binding *x = BIND(b);
+	// scratch of 4 floats is too small for n3 c7 5x11; the residual needed to recompute u is missing
+	struct gpu_binding *small = &(struct gpu_binding){ .buf = b, .size = 16 };
+	int r[6];
+	r[0] = nn_bn_act_bwd_record(g.dev, seq, &d, bn_eps, x, x, x, x, x, x, x, small, x, x, x, x, false, "e0");
+	r[1] = nn_bn_act_bwd_record(g.dev, seq, &(struct nn_conv2d_desc){ .n = 1, .c_in = 2, .h_in = 1, .w_in = 1,
+	                            .c_out = 2, .k_h = 1, .k_w = 1, .stride = 1, .groups = 1, .act = NN_ACT_SILU,
+	                            .res_before_act = true }, bn_eps, x, x, x, x, x, NULL, x, x, x, x, x, x, false, "e1");
+	r[2] = nn_bn_act_record(g.dev, seq, &(struct nn_conv2d_desc){ .n = 1, .c_in = 4, .h_in = 2, .w_in = 2,
+	                        .c_out = 4, .k_h = 1, .k_w = 1, .stride = 1, .groups = 1, .y_c_total = 5, .y_c_off = 2 },
+	                        bn_eps, x, x, x, x, x, NULL, x, "e2"); // y slice past the tensor
+	r[3] = nn_maxpool2d_bwd_record(g.dev, seq, &(struct nn_pool2d_desc){ .n = 1, .c = 1, .h_in = 4, .w_in = 4,
+	                               .k = 3, .stride = 1, .pad = 2 }, x, x, x, "e3"); // pad > k/2
+	r[4] = nn_resize_nearest_bwd_record(g.dev, seq, &(struct nn_resize_desc){ .n = 1, .c = 2, .h_in = 2,
+	                                    .w_in = 2, .h_out = 0, .w_out = 4 }, x, x, "e4");
+	r[5] = nn_bn_stats_record(g.dev, seq, &(struct nn_bn_desc){ .n = 1, .c = 0, .h = 2, .w = 2 }, x, x, x, "e5");
+	for (int i = 0; i < 6; i++)
+		if (r[i] != -EINVAL)
+			printf("  bad call e%d returned %d, not -EINVAL\n", i, r[i]), fails++;
+	fails += gpu_seq_dispatch_count(seq) != 0;
+	gpu_seq_destroy(&seq);
+	gpu_buf_destroy(&b);
+	return fails;
+}
+
 int main(void)
 {
 	int fails = 0, ret = test_gpu_open(&g);
@@ -466,6 +501,7 @@ int main(void)
 	TEST_RUN(fails, check_bn_act_bwd);
 	TEST_RUN(fails, check_pools);
 	TEST_RUN(fails, check_resize);
+	TEST_RUN(fails, check_errors);
 	gpu_pool_destroy(&pool);
 	fails += test_gpu_close(&g);
 	return fails ? 1 : 0;

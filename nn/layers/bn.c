@@ -159,9 +159,12 @@ int nn_bn_act_bwd_record(struct gpu_device *dev, struct gpu_seq *seq, const stru
 		return ret;
 	size_t need = nn_bn_act_bwd_scratch_bytes(gpu_device_info(dev), d);
 	size_t have = scratch->size ? scratch->size : gpu_buf_size(scratch->buf) - scratch->offset;
-	if (have < need || (has_res && d->res_before_act && d->act != NN_ACT_NONE && !r)) {
-		LOGE("bn_act_bwd %s: scratch %zu of %zu bytes, or the residual needed for the activation is missing",
-		     lbl(label), have, need);
+	if (have < need) {
+		LOGE("bn_act_bwd %s: scratch has %zu bytes, needs %zu", lbl(label), have, need);
+		return -EINVAL;
+	}
+	if (has_res && d->res_before_act && d->act != NN_ACT_NONE && !r) {
+		LOGE("bn_act_bwd %s: the residual r is needed to recompute the activation's input", lbl(label));
 		return -EINVAL;
 	}
 	uint32_t gx = (p.hw + BN_RED_CHUNK - 1) / BN_RED_CHUNK, parts = (uint32_t)bwd_parts(d);

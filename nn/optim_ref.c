@@ -134,17 +134,27 @@ void nn_ema_update_ref(float *ema, const float *cur, size_t count, double decay)
 		float b = omd * cur[k];
 		ema[k] = a + b;
 	}
+}
+
 struct nn_model_grads *nn_sgd_buffers(struct nn_sgd *s, bool *started)
+{
 	if (started)
 		*started = s->started;
 	return s->buf;
+}
+
 void nn_sgd_set_started(struct nn_sgd *s, bool started)
+{
 	s->started = started;
+}
+
 int nn_sgd_step_groups_ref(struct nn_sgd *s, struct nn_model *m, const struct nn_model_grads *g,
                            const struct nn_sgd_params *p, const float lr[3])
+{
 	if (s->buf->n_ops != m->n_ops || g->n_ops != m->n_ops) {
 		LOGE("sgd step: optimizer state or gradients belong to another model");
 		return -EINVAL;
+	}
 	// one context per group: biases (no decay), conv weights (decay), BN weights (no decay)
 	struct nn_sgd_params gp[3] = {*p, *p, *p};
 	struct step_ctx c[3];
@@ -152,6 +162,7 @@ int nn_sgd_step_groups_ref(struct nn_sgd *s, struct nn_model *m, const struct nn
 		gp[k].lr = lr[k];
 		gp[k].weight_decay = k == 1 ? p->weight_decay : 0.0f;
 		c[k] = (struct step_ctx){&gp[k], !s->started};
+	}
 	struct nn_model_grads *buf = s->buf;
 	for (uint32_t i = 0; i < m->n_ops; i++) {
 		struct nn_op *op = &m->ops[i];
@@ -165,6 +176,7 @@ int nn_sgd_step_groups_ref(struct nn_sgd *s, struct nn_model *m, const struct nn
 			sgd_update(op->bn.gamma, g->gamma[i], buf->gamma[i], op->y.c, false, &c[2]);
 			sgd_update(op->bn.beta, g->beta[i], buf->beta[i], op->y.c, false, &c[0]);
 		}
+	}
 	s->started = true;
 	return 0;
 }

@@ -35,6 +35,7 @@ double nn_ema_decay(uint64_t updates);
 // ema = d * ema + (1 - d) * cur over count floats, rounded as torch does in fp32: `v *= d` then
 // `v += (1 - d) * model` with d and 1 - d each rounded once to float.
 void nn_ema_update_ref(float *ema, const float *cur, size_t count, double decay);
+
 // nn_sgd_step_ref with one learning rate per official parameter group: lr[0] for every bias (conv
 // biases and BatchNorm betas), lr[1] for conv weights (the only group with weight decay), lr[2] for
 // BatchNorm weights (the order of enum nn_param_group, trainer.h). p->lr is ignored. -EINVAL as above.

@@ -85,7 +85,8 @@ enum nn_trainer_state {
 // have the structure of the trainer's model (e.g. the same model, or one created from the same
 // description and class count). -EINVAL when it does not match.
 int nn_trainer_read_state(struct nn_trainer *t, enum nn_trainer_state which, struct nn_model *dst);
-// Replaces the chosen weights and BN statistics by src's (same structure). Used to resume.
+// Replaces the chosen weights and BN statistics by src's (same structure). Loading CURRENT also forgets
+// the momentum (the next step sets buf = d): to resume, load_state first, then import_momentum.
 int nn_trainer_load_state(struct nn_trainer *t, enum nn_trainer_state which, const struct nn_model *src);
 
 // The accumulated gradients under official names (nn_model_grads_export's names), prefixed.

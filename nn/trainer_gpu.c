@@ -30,9 +30,9 @@ static double now_ms(void)
 	return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
 }
 
-static struct gpu_binding tensor_b(const struct nn_tg *g, struct gpu_buf *buf, uint32_t t, bool write)
+static struct gpu_binding tensor_b(const struct nn_tg *g, struct gpu_buf *const *bufs, uint32_t t, bool write)
 {
-	return tg_bind(buf, g->t_off[t], g->t_bytes[t], write);
+	return tg_bind(bufs[t], 0, g->t_bytes[t], write);
 }
 
 static int record_conv_fwd(struct nn_tg *g, uint32_t i)
@@ -45,12 +45,12 @@ static int record_conv_fwd(struct nn_tg *g, uint32_t i)
 	if (!op->bn.gamma)
 		return nn_conv2d_record(g->dev, g->fwd, &c->d, &c->tile, false, &x, &wp, &bp, &x, &y, op->name);
 	uint32_t co = op->y.c;
-	struct gpu_binding z = tg_bind(g->zbuf, c->z, c->z_bytes, true);
+	struct gpu_binding z = tg_bind(c->zbuf, 0, c->z_bytes, true);
 	struct gpu_binding mean = tg_bind(g->stats, c->stat, co * 4, true), var = tg_bind(g->stats, c->stat_var, co * 4, true);
 	struct nn_bn_desc bd = { g->n, co, nn_conv2d_out_h(&c->d), nn_conv2d_out_w(&c->d), op->bn.eps, true };
 	int ret = nn_conv2d_record(g->dev, g->fwd, &c->dz, &c->tile, false, &x, &wp, &bp, &x, &z, op->name);
 	if (!ret)
-		ret = nn_bn_stats_record(g->dev, g->fwd, &bd, &(struct gpu_binding){ g->zbuf, c->z, c->z_bytes, false },
+		ret = nn_bn_stats_record(g->dev, g->fwd, &bd, &(struct gpu_binding){ c->zbuf, 0, c->z_bytes, false },
 		                         &mean, &var, op->name);
 	mean.write = var.write = false;
 	z.write = false;
@@ -108,7 +108,8 @@ static int record_forward(struct nn_tg *g, bool timestamps)
 		ret = record_fwd_op(g, i);
 	// the gradients of the activations start at zero (the loss then writes the head maps')
 	if (!ret)
-		ret = gpu_seq_fill(g->fwd, &(struct gpu_binding){ g->dacts, 0, 0, true }, 0);
+		for (uint32_t t = 1; !ret && t < m->n_tensors; t++)
+			ret = gpu_seq_fill(g->fwd, &(struct gpu_binding){ g->dacts[t], 0, 0, true }, 0);
 	if (!ret)
 		ret = gpu_seq_end(g->fwd);
 	return ret;
@@ -126,7 +127,7 @@ static int record_conv_bwd(struct nn_tg *g, uint32_t i)
 	int ret = 0;
 	if (op->bn.gamma) {
 		bool res = op->r.tensor != NN_NO_TENSOR;
-		struct gpu_binding z = tg_bind(g->zbuf, c->z, c->z_bytes, false);
+		struct gpu_binding z = tg_bind(c->zbuf, 0, c->z_bytes, false);
 		struct gpu_binding mean = tg_bind(g->stats, c->stat, co * 4, false), var = tg_bind(g->stats, c->stat_var, co * 4, false);
 		struct gpu_binding gm = tg_sbind(g->state, p->gamma, co, false), bt = tg_sbind(g->state, p->beta, co, false);
 		struct gpu_binding r = res ? tensor_b(g, g->acts, op->r.tensor, false) : z;
@@ -202,8 +203,7 @@ static int plan(struct nn_tg *g)
 	for (uint32_t t = 0; t < m->n_tensors; t++) {
 		const struct nn_shape *s = &g->shapes[t];
 		g->t_bytes[t] = (uint64_t)g->n * s->c * s->h * s->w * 4;
-		g->t_off[t] = act_total;
-		act_total = tg_align_up(act_total + g->t_bytes[t], g->align);
+		act_total += g->t_bytes[t];
 	}
 	for (uint32_t i = 0; i < m->n_ops; i++) {
 		const struct nn_op *op = &m->ops[i];
@@ -231,15 +231,23 @@ static int plan(struct nn_tg *g)
 		uint64_t ws = nn_conv2d_bwd_weight_scratch_bytes(info, &c->d);
 		wscr = ws > wscr ? ws : wscr;
 		if (op->bn.gamma) {
-			c->z = zb, c->z_bytes = out_bytes, zb = tg_align_up(zb + out_bytes, g->align);
+			c->z_bytes = out_bytes, zb += out_bytes;
 			c->stat = st, st = tg_align_up(st + op->y.c * 4, g->align);
 			c->stat_var = st, st = tg_align_up(st + op->y.c * 4, g->align);
 			uint64_t bs = nn_bn_act_bwd_scratch_bytes(info, &c->d);
 			bnscr = bs > bnscr ? bs : bnscr;
 		}
 	}
+	LOGD("trainer: %.1f MiB of activations, the same of their gradients, %.1f MiB of BN inputs", act_total / 1048576.0,
+	     zb / 1048576.0);
 	int ret = gpu_pool_create(g->dev, &(struct gpu_pool_params){ .kind = GPU_POOL_DEVICE, .name = "training" },
 	                          &g->pool);
+	for (uint32_t t = 0; !ret && t < m->n_tensors; t++)
+		if (!(ret = alloc_buf(g, g->t_bytes[t], &g->acts[t])))
+			ret = alloc_buf(g, g->t_bytes[t], &g->dacts[t]);
+	for (uint32_t i = 0; !ret && i < m->n_ops; i++)
+		if (m->ops[i].kind == NN_OP_CONV && m->ops[i].bn.gamma)
+			ret = alloc_buf(g, g->conv[i].z_bytes, &g->conv[i].zbuf);
 	uint64_t sp = g->n_params * 4, ss = g->n_state * 4;
 	if (!ret)
 		ret = alloc_buf(g, ss, &g->state);
@@ -251,12 +259,6 @@ static int plan(struct nn_tg *g)
 		ret = alloc_buf(g, ss, &g->ema);
 	if (!ret)
 		ret = alloc_buf(g, packed, &g->packed);
-	if (!ret)
-		ret = alloc_buf(g, act_total, &g->acts);
-	if (!ret)
-		ret = alloc_buf(g, act_total, &g->dacts);
-	if (!ret)
-		ret = alloc_buf(g, zb, &g->zbuf);
 	if (!ret)
 		ret = alloc_buf(g, st, &g->stats);
 	if (!ret)
@@ -300,15 +302,18 @@ static void tg_destroy(struct nn_trainer *t)
 	gpu_seq_destroy(&g->fwd), gpu_seq_destroy(&g->bwd), gpu_seq_destroy(&g->opt);
 	gpu_seq_destroy(&g->emaseq), gpu_seq_destroy(&g->zero), gpu_seq_destroy(&g->lossseq);
 	nn_loss_gpu_destroy(&g->loss);
-	struct gpu_buf **bufs[] = { &g->state, &g->grads, &g->momentum, &g->ema, &g->packed, &g->acts, &g->dacts,
-	                            &g->zbuf, &g->stats, &g->dz, &g->wscratch, &g->bnscratch, &g->sqscratch, &g->sumsq,
-	                            &g->input_u8 };
+	for (uint32_t k = 0; g->acts && g->dacts && k < g->m->n_tensors; k++)
+		gpu_buf_destroy(&g->acts[k]), gpu_buf_destroy(&g->dacts[k]);
+	for (uint32_t i = 0; g->conv && i < g->m->n_ops; i++)
+		gpu_buf_destroy(&g->conv[i].zbuf);
+	struct gpu_buf **bufs[] = { &g->state, &g->grads, &g->momentum, &g->ema, &g->packed, &g->stats, &g->dz,
+	                            &g->wscratch, &g->bnscratch, &g->sqscratch, &g->sumsq, &g->input_u8 };
 	for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
 		gpu_buf_destroy(bufs[i]);
 	gpu_pool_destroy(&g->pool);
 	for (uint32_t k = 0; k < 2 * NN_DETECT_MAX_LEVELS; k++)
 		free(g->maps[k]), free(g->dmaps[k]);
-	free(g->shapes), free(g->t_off), free(g->t_bytes), free(g->par), free(g->conv);
+	free(g->shapes), free(g->acts), free(g->dacts), free(g->t_bytes), free(g->par), free(g->conv);
 	free(g);
 	t->impl = NULL;
 }
@@ -326,7 +331,7 @@ static int cpu_loss(struct nn_tg *g, const float *targets, uint32_t n_targets, s
 {
 	int ret = 0;
 	for (uint32_t k = 0; !ret && k < g->n_maps; k++)
-		ret = gpu_buf_download(g->acts, g->t_off[g->map_tensor[k]], g->maps[k], g->t_bytes[g->map_tensor[k]]);
+		ret = gpu_buf_download(g->acts[g->map_tensor[k]], 0, g->maps[k], g->t_bytes[g->map_tensor[k]]);
 	out->grad = g->dmaps;
 	if (!ret)
 		ret = g->m->n_head_sets == 2
@@ -334,7 +339,7 @@ static int cpu_loss(struct nn_tg *g, const float *targets, uint32_t n_targets, s
 		      : nn_loss_tal(&g->ld, (const float *const *)g->maps, targets, n_targets, out);
 	out->grad = NULL;
 	for (uint32_t k = 0; !ret && k < g->n_maps; k++)
-		ret = gpu_buf_upload(g->dacts, g->t_off[g->map_tensor[k]], g->dmaps[k], g->t_bytes[g->map_tensor[k]]);
+		ret = gpu_buf_upload(g->dacts[g->map_tensor[k]], 0, g->dmaps[k], g->t_bytes[g->map_tensor[k]]);
 	return ret;
 }
 
@@ -486,11 +491,12 @@ int nn_trainer_gpu_init(struct nn_trainer *t, struct gpu_device *dev)
 	g->align = gpu_device_info(dev)->min_storage_offset_align;
 	g->align = g->align > 256 ? g->align : 256;
 	g->shapes = calloc(m->n_tensors, sizeof(*g->shapes));
-	g->t_off = calloc(m->n_tensors, sizeof(uint64_t)), g->t_bytes = calloc(m->n_tensors, sizeof(uint64_t));
+	g->acts = calloc(m->n_tensors, sizeof(*g->acts)), g->dacts = calloc(m->n_tensors, sizeof(*g->dacts));
+	g->t_bytes = calloc(m->n_tensors, sizeof(uint64_t));
 	g->par = calloc(m->n_ops ? m->n_ops : 1, sizeof(*g->par));
 	g->conv = calloc(m->n_ops ? m->n_ops : 1, sizeof(*g->conv));
 	int ret = -ENOMEM;
-	if (!g->shapes || !g->t_off || !g->t_bytes || !g->par || !g->conv) {
+	if (!g->shapes || !g->acts || !g->dacts || !g->t_bytes || !g->par || !g->conv) {
 		LOGE("trainer: out of host memory");
 		goto fail;
 	}

@@ -20,7 +20,8 @@ struct nn_tg_conv {
 	struct nn_conv2d_desc dz;  // BN ops: the bare convolution into the dense z buffer
 	struct nn_conv2d_tile tile;
 	uint64_t wp, bp, wp_bytes, bp_bytes; // bytes into packed
-	uint64_t z, z_bytes;                 // bytes into zbuf (BN ops)
+	struct gpu_buf *zbuf;                // BN ops: the conv output before BatchNorm
+	uint64_t z_bytes;
 	uint64_t stat;                       // bytes into stats: mean[c_out] then var at + stat_var
 	uint64_t stat_var;
 };
@@ -31,13 +32,15 @@ struct nn_tg {
 	uint32_t n, h, w;
 	uint64_t align; // bytes
 	struct nn_shape *shapes;
-	uint64_t *t_off, *t_bytes; // per tensor, bytes into acts / dacts
+	uint64_t *t_bytes;               // per tensor
+	struct gpu_buf **acts, **dacts;  // per tensor: its value and d loss / d it (lavapipe binds <= 128 MiB,
+	                                 // so one buffer each rather than one arena)
 	struct nn_tg_param *par;       // per op
 	struct nn_tg_conv *conv;       // per op
 	uint64_t group_off[NN_GROUP_COUNT], group_len[NN_GROUP_COUNT]; // floats into state
 	uint64_t n_params, n_state; // floats: parameter part, whole state
 	struct gpu_pool *pool;
-	struct gpu_buf *state, *grads, *momentum, *ema, *packed, *acts, *dacts, *zbuf, *stats, *dz, *wscratch,
+	struct gpu_buf *state, *grads, *momentum, *ema, *packed, *stats, *dz, *wscratch,
 		*bnscratch, *sqscratch, *sumsq, *input_u8;
 	struct gpu_seq *fwd, *bwd, *opt, *emaseq, *zero;
 

@@ -160,6 +160,8 @@ int nn_tg_load_state(struct nn_trainer *t, enum nn_trainer_state which, const st
 	state_image(g, src, img, false);
 	int ret = gpu_buf_upload(which == NN_TRAINER_EMA ? g->ema : g->state, 0, img, g->n_state * 4);
 	free(img);
+	if (!ret && which == NN_TRAINER_CURRENT)
+		g->stepped = false; // new weights: the next step starts the momentum over (buf = d)
 	return ret;
 }
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "harness.h"
 #include "model.h"
 #include "model_bwd.h"
@@ -107,7 +108,9 @@ static int check_model(const char *yaml, uint32_t n, uint32_t h, uint32_t w)
 	struct nn_value *arch = NULL;
 	struct nn_model *m = NULL, *tmp = NULL;
 	CHECK(nn_yaml_read_file(path, &arch) == 0);
-	CHECK(nn_model_create(arch, NULL, &(struct nn_model_params){ .random_seed = 7 }, &m) == 0);
+	const char *seed_env = getenv("VKYOLO_TEST_SEED"); // exploring other random weights
+	uint64_t seed = seed_env ? strtoull(seed_env, NULL, 10) : 7;
+	CHECK(nn_model_create(arch, NULL, &(struct nn_model_params){ .random_seed = seed }, &m) == 0);
 	CHECK(nn_model_create(arch, NULL, &(struct nn_model_params){ .random_seed = 8 }, &tmp) == 0);
 	struct nn_trainer *gt = NULL, *ct = NULL;
 	struct nn_trainer_params p = { .n = n, .h = h, .w = w };
@@ -214,8 +217,11 @@ int main(void)
 	if (ret)
 		return ret;
 	int fails = 0;
-	TEST_RUN(fails, check_gelan_t);
-	TEST_RUN(fails, check_yolov9_t);
+	const char *only = getenv("VKYOLO_TEST_ONLY");
+	if (!only || !strcmp(only, "gelan-t"))
+		TEST_RUN(fails, check_gelan_t);
+	if (!only || !strcmp(only, "yolov9-t"))
+		TEST_RUN(fails, check_yolov9_t);
 	fails += test_gpu_close(&g);
 	return fails ? 1 : 0;
 }

@@ -19,6 +19,7 @@
 #include "draw.h"
 #include "log.h"
 #include "metrics.h"
+#include "optim_ref.h"
 #include "train_run.h"
 
 #define HYP_DEFAULT "assets/hyp/hyp.scratch-high.yaml"
@@ -396,7 +397,7 @@ static int train_epoch(struct train_run *r, uint32_t epoch, uint32_t nb, uint32_
 			                                    .max_grad_norm = 10.0f, .nesterov = true};
 			memcpy(sp.lr, s.lr, sizeof(s.lr));
 			if ((rc = nn_trainer_step(r->t, &sp, NULL)) || (rc = nn_trainer_zero_grad(r->t)) ||
-			    (rc = nn_trainer_ema_update(r->t, train_ema_decay(++r->updates))))
+			    (rc = nn_trainer_ema_update(r->t, nn_ema_decay(++r->updates))))
 				break;
 			*last_opt_step = (int64_t)ni;
 		}

@@ -113,5 +113,5 @@ int nn_sgd_record(struct gpu_device *dev, struct gpu_seq *seq, uint64_t count, c
                   const struct gpu_binding *buf, const char *label);
 // ema = decay * ema + (1 - decay) * cur over count floats, in torch's fp32 order (nn_ema_update_ref;
 // decay: nn_ema_decay(updates) of optim_ref.h).
-int nn_ema_record(struct gpu_device *dev, struct gpu_seq *seq, uint64_t count, float decay,
+int nn_ema_record(struct gpu_device *dev, struct gpu_seq *seq, uint64_t count, double decay,
                   const struct gpu_binding *ema, const struct gpu_binding *cur, const char *label);

@@ -265,7 +265,7 @@ static int check_ema(void)
 	for (size_t u = 0; !fails && u < sizeof(updates) / sizeof(updates[0]); u++) {
 		test_fill_random(ema, N, 31 + (unsigned)u);
 		test_fill_random(cur, N, 41 + (unsigned)u);
-		float decay = (float)nn_ema_decay(updates[u]);
+		double decay = nn_ema_decay(updates[u]);
 		struct gpu_buf *be = NULL, *bc = NULL;
 		struct gpu_seq *seq = NULL;
 		int ret = upload(ema, N * 4, &be);

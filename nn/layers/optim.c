@@ -175,11 +175,11 @@ int nn_sgd_record(struct gpu_device *dev, struct gpu_seq *seq, uint64_t count, c
 	return gpu_seq_dispatch(seq, &d);
 }
 
-int nn_ema_record(struct gpu_device *dev, struct gpu_seq *seq, uint64_t count, float decay,
+int nn_ema_record(struct gpu_device *dev, struct gpu_seq *seq, uint64_t count, double decay,
                   const struct gpu_binding *ema, const struct gpu_binding *cur, const char *label)
 {
 	int ret = check_count("ema", label, count);
-	if (!ret && !(decay >= 0.0f && decay <= 1.0f)) {
+	if (!ret && !(decay >= 0.0 && decay <= 1.0)) {
 		LOGE("ema %s: decay %g outside [0, 1]", label ? label : "", decay);
 		ret = -EINVAL;
 	}
@@ -202,7 +202,7 @@ int nn_ema_record(struct gpu_device *dev, struct gpu_seq *seq, uint64_t count, f
 	struct {
 		uint32_t n;
 		float d, omd;
-	} push = { (uint32_t)count, decay, (float)(1.0 - (double)decay) };
+	} push = { (uint32_t)count, (float)decay, (float)(1.0 - decay) };
 	struct gpu_dispatch d = { .kernel = k, .bindings = b, .push = &push, .label = label };
 	fold_groups(dev, div_up(count, OPT_WG), d.groups);
 	return gpu_seq_dispatch(seq, &d);

@@ -1,0 +1,213 @@
+// Records the convolution's training kernels: the GPU weight packing (shaders/conv2d_pack.comp,
+// the same layout as nn_conv2d_pack), the data gradient (shaders/conv2d_bwd_data.comp, gather form)
+// and the weight/bias gradient as a deterministic split-K (shaders/conv2d_bwd_weight.comp partials
+// per fixed chunk of output rows, then shaders/conv2d_bwd_weight_reduce.comp sums them in order).
+#include "layers_train.h"
+
+#define BWD_WG 64
+#define SG_LANES 8 // conv2d_fwd_sg.comp row padding (nn/layers/conv2d.c)
+// Split-K of the weight gradient: aim for this many invocations in the partial pass, with the
+// partials capped at this many bytes.
+#define WGRAD_TARGET_LANES 65536u
+#define WGRAD_MAX_CHUNKS 65535u // the grid's y (Vulkan's guaranteed minimum)
+#define WGRAD_MAX_SCRATCH (32u << 20)
+
+// Same shape checks as nn_conv2d_record.
+static int check_shape(const struct nn_conv2d_desc *d, const char *what, const char *label)
+{
+	if (!d->groups || d->c_in % d->groups || d->c_out % d->groups || !d->k_h || !d->k_w || !d->stride ||
+	    (d->avgpool_before && (d->h_in < 2 || d->w_in < 2)) || !nn_conv2d_out_h(d) || !nn_conv2d_out_w(d)) {
+		LOGE("%s %s: bad shape (c_in %u, c_out %u, groups %u, in %ux%u, k %ux%u, s %u)", what,
+		     label ? label : "", d->c_in, d->c_out, d->groups, d->h_in, d->w_in, d->k_h, d->k_w, d->stride);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+// Workgroup grid for `count` invocations, folded into y when x would exceed the device limit.
+static void grid_1d(struct gpu_device *dev, uint64_t count, uint32_t groups[3])
+{
+	uint64_t g = (count + BWD_WG - 1) / BWD_WG, maxx = gpu_device_info(dev)->max_workgroup_count[0];
+	uint64_t gy = (g + maxx - 1) / maxx;
+	groups[0] = (uint32_t)((g + gy - 1) / gy);
+	groups[1] = (uint32_t)gy;
+	groups[2] = 1;
+}
+
+static struct gpu_binding bind(const struct gpu_binding *b, bool write)
+{
+	struct gpu_binding r = *b;
+	r.write = write;
+	return r;
+}
+
+struct pack_push {
+	uint32_t nwp, nbp, cig, cog, ocb, bpg, k_h, k_w, row, has_bias;
+};
+
+int nn_conv2d_pack_record(struct gpu_device *dev, struct gpu_seq *seq, const struct nn_conv2d_desc *d,
+                          const struct nn_conv2d_tile *t, const struct gpu_binding *w, const struct gpu_binding *bias,
+                          const struct gpu_binding *wp, const struct gpu_binding *bp, const char *label)
+{
+	int ret = check_shape(d, "conv2d_pack", label);
+	if (ret)
+		return ret;
+	if (!t->ocb) {
+		LOGE("conv2d_pack %s: tile with 0 output channels", label ? label : "");
+		return -EINVAL;
+	}
+	uint32_t cog = d->c_out / d->groups, row = d->k_w * t->ocb, chunk = 4 * SG_LANES;
+	if (t->variant == NN_CONV2D_SG)
+		row = (row + chunk - 1) / chunk * chunk; // as packed_row() in conv2d.c
+	struct pack_push p = {
+		.nwp = (uint32_t)nn_conv2d_packed_weight_floats(d, t), .nbp = (uint32_t)nn_conv2d_packed_bias_floats(d, t),
+		.cig = d->c_in / d->groups, .cog = cog, .ocb = t->ocb, .bpg = (cog + t->ocb - 1) / t->ocb,
+		.k_h = d->k_h, .k_w = d->k_w, .row = row, .has_bias = bias != NULL,
+	};
+	struct gpu_binding b[4] = { bind(w, false), bind(bias ? bias : w, false), bind(wp, true), bind(bp, true) };
+	struct gpu_kernel *k = NULL;
+	struct gpu_kernel_params kp = { .id = GPU_KERNEL_CONV2D_PACK, .binding_count = 4,
+	                                .push_size = sizeof(p), .spec_count = 1, .spec = { BWD_WG } };
+	ret = gpu_kernel_get(dev, &kp, &k);
+	if (ret)
+		return ret;
+	struct gpu_dispatch disp = { .kernel = k, .bindings = b, .push = &p, .label = label };
+	grid_1d(dev, (uint64_t)p.nwp + p.nbp, disp.groups);
+	return gpu_seq_dispatch(seq, &disp);
+}
+
+struct data_push {
+	uint32_t lanes, tiles_w, cig, cog, cbpg, h_in, w_in, h_out, w_out, c_out, x_c_total, x_c_off;
+};
+
+int nn_conv2d_bwd_data_record(struct gpu_device *dev, struct gpu_seq *seq, const struct nn_conv2d_desc *d,
+                              const struct gpu_binding *dz, const struct gpu_binding *w, const struct gpu_binding *dx,
+                              const char *label)
+{
+	int ret = check_shape(d, "conv2d_bwd_data", label);
+	if (ret)
+		return ret;
+	uint32_t cig = d->c_in / d->groups, avg = d->avgpool_before, s = d->stride;
+	// Tile: CIB input channels x S*PW dx' columns (x 2 rows with the pool). GPUs: 64 accumulators;
+	// CPU devices (every load costs a loop over the SIMD lanes): 256, to load less per FMA. The
+	// result does not depend on the tile.
+	bool cpu = gpu_device_info(dev)->type == GPU_DEVICE_TYPE_CPU;
+	uint32_t span = cpu ? 16 : 8, pw = s >= span / 2 ? 2 : span / s, cib = (cpu ? 16 : 8) >> avg;
+	cib = cig < cib ? cig : cib;
+	uint32_t tl = s * (pw - avg); // dx columns per invocation
+	uint32_t tiles_w = (d->w_in + tl - 1) / tl, cbpg = (cig + cib - 1) / cib;
+	struct data_push p = {
+		.lanes = d->h_in * tiles_w, .tiles_w = tiles_w, .cig = cig, .cog = d->c_out / d->groups,
+		.cbpg = cbpg, .h_in = d->h_in, .w_in = d->w_in, .h_out = nn_conv2d_out_h(d), .w_out = nn_conv2d_out_w(d),
+		.c_out = d->c_out, .x_c_total = d->x_c_total ? d->x_c_total : d->c_in, .x_c_off = d->x_c_off,
+	};
+	struct gpu_binding b[3] = { bind(dz, false), bind(w, false), bind(dx, true) };
+	struct gpu_kernel *k = NULL;
+	struct gpu_kernel_params kp = { .id = GPU_KERNEL_CONV2D_BWD_DATA, .binding_count = 3,
+	                                .push_size = sizeof(p), .spec_count = 8,
+	                                .spec = { BWD_WG, cib, pw, d->k_h, d->k_w, s, avg, d->pad } };
+	ret = gpu_kernel_get(dev, &kp, &k);
+	if (ret)
+		return ret;
+	return gpu_seq_dispatch(seq, &(struct gpu_dispatch){ .kernel = k, .bindings = b, .push = &p,
+	                        .groups = { (p.lanes + BWD_WG - 1) / BWD_WG, d->groups * cbpg, d->n }, .label = label });
+}
+
+// The split-K plan of the weight gradient: register tile, chunk count, rows per chunk.
+struct wgrad_plan {
+	uint32_t ocb, cib, pw, obpg, cbpg, tiles, rows, rpc, chunks, wcount, stride;
+};
+
+static void wgrad_plan(const struct nn_conv2d_desc *d, struct wgrad_plan *pl)
+{
+	uint32_t cig = d->c_in / d->groups, cog = d->c_out / d->groups, kk = d->k_h * d->k_w;
+	// OCB x CIB x taps accumulators: 8 x 8 for 1x1, 4 x 2 (4 x 3 for 3 input channels) up to 3x3.
+	pl->ocb = kk == 1 ? 8 : 4;
+	pl->cib = kk == 1 ? 8 : kk <= 9 ? (cig == 3 ? 3 : 2) : 1;
+	pl->ocb = cog < pl->ocb ? cog : pl->ocb;
+	pl->cib = cig < pl->cib ? cig : pl->cib;
+	pl->pw = 4;
+	pl->obpg = (cog + pl->ocb - 1) / pl->ocb;
+	pl->cbpg = (cig + pl->cib - 1) / pl->cib;
+	pl->tiles = d->groups * pl->obpg * pl->cbpg;
+	pl->wcount = d->c_out * cig * kk;
+	pl->stride = pl->wcount + d->c_out;
+	pl->rows = d->n * nn_conv2d_out_h(d);
+	// Chunks: enough invocations to fill a GPU, at most one per output row, partials under the cap.
+	// A pure function of d, so every device sums in the same order.
+	uint32_t want = (WGRAD_TARGET_LANES + pl->tiles - 1) / pl->tiles;
+	uint32_t cap = WGRAD_MAX_SCRATCH / 4 / pl->stride;
+	want = want < cap ? want : cap;
+	want = want < pl->rows ? want : pl->rows;
+	want = want < WGRAD_MAX_CHUNKS ? want : WGRAD_MAX_CHUNKS;
+	want = want ? want : 1;
+	pl->rpc = (pl->rows + want - 1) / want;
+	pl->chunks = (pl->rows + pl->rpc - 1) / pl->rpc;
+}
+
+size_t nn_conv2d_bwd_weight_scratch_bytes(const struct gpu_device_info *info, const struct nn_conv2d_desc *d)
+{
+	(void)info;
+	if (!d->groups || d->c_in % d->groups || d->c_out % d->groups || !nn_conv2d_out_h(d) || !nn_conv2d_out_w(d))
+		return 0;
+	struct wgrad_plan pl;
+	wgrad_plan(d, &pl);
+	return (size_t)pl.chunks * pl.stride * sizeof(float);
+}
+
+struct wgrad_push {
+	uint32_t tiles, obpg, cbpg, cig, cog, c_out, h_in, w_in, h_out, w_out, pad, x_c_total, x_c_off;
+	uint32_t rows, rpc, stride, wcount;
+};
+
+struct wreduce_push {
+	uint32_t count, wcount, chunks, stride, accumulate;
+};
+
+int nn_conv2d_bwd_weight_record(struct gpu_device *dev, struct gpu_seq *seq, const struct nn_conv2d_desc *d,
+                                const struct gpu_binding *x, const struct gpu_binding *dz,
+                                const struct gpu_binding *scratch, const struct gpu_binding *dw,
+                                const struct gpu_binding *db, bool accumulate, const char *label)
+{
+	int ret = check_shape(d, "conv2d_bwd_weight", label);
+	if (ret)
+		return ret;
+	struct wgrad_plan pl;
+	wgrad_plan(d, &pl);
+	size_t need = (size_t)pl.chunks * pl.stride * sizeof(float);
+	size_t have = scratch->size ? scratch->size : gpu_buf_size(scratch->buf) - scratch->offset;
+	if (have < need) {
+		LOGE("conv2d_bwd_weight %s: scratch of %zu bytes, needs %zu", label ? label : "", have, need);
+		return -EINVAL;
+	}
+	struct gpu_kernel *k1 = NULL, *k2 = NULL;
+	struct gpu_kernel_params kp1 = { .id = GPU_KERNEL_CONV2D_BWD_WEIGHT, .binding_count = 3,
+	                                 .push_size = sizeof(struct wgrad_push), .spec_count = 8,
+	                                 .spec = { BWD_WG, pl.ocb, pl.cib, pl.pw, d->k_h, d->k_w, d->stride,
+	                                           d->avgpool_before } };
+	struct gpu_kernel_params kp2 = { .id = GPU_KERNEL_CONV2D_BWD_WEIGHT_REDUCE, .binding_count = 3,
+	                                 .push_size = sizeof(struct wreduce_push), .spec_count = 1,
+	                                 .spec = { BWD_WG } };
+	ret = gpu_kernel_get(dev, &kp1, &k1);
+	if (!ret)
+		ret = gpu_kernel_get(dev, &kp2, &k2);
+	if (ret)
+		return ret;
+	struct wgrad_push p1 = {
+		.tiles = pl.tiles, .obpg = pl.obpg, .cbpg = pl.cbpg, .cig = d->c_in / d->groups,
+		.cog = d->c_out / d->groups, .c_out = d->c_out, .h_in = d->h_in, .w_in = d->w_in,
+		.h_out = nn_conv2d_out_h(d), .w_out = nn_conv2d_out_w(d), .pad = d->pad,
+		.x_c_total = d->x_c_total ? d->x_c_total : d->c_in, .x_c_off = d->x_c_off,
+		.rows = pl.rows, .rpc = pl.rpc, .stride = pl.stride, .wcount = pl.wcount,
+	};
+	struct gpu_binding b1[3] = { bind(x, false), bind(dz, false), bind(scratch, true) };
+	ret = gpu_seq_dispatch(seq, &(struct gpu_dispatch){ .kernel = k1, .bindings = b1, .push = &p1,
+	                       .groups = { (pl.tiles + BWD_WG - 1) / BWD_WG, pl.chunks, 1 }, .label = label });
+	if (ret)
+		return ret;
+	struct wreduce_push p2 = { pl.wcount + (db ? d->c_out : 0), pl.wcount, pl.chunks, pl.stride, accumulate };
+	struct gpu_binding b2[3] = { bind(scratch, false), bind(dw, true), db ? bind(db, true) : bind(scratch, false) };
+	struct gpu_dispatch disp = { .kernel = k2, .bindings = b2, .push = &p2, .label = label };
+	grid_1d(dev, p2.count, disp.groups);
+	return gpu_seq_dispatch(seq, &disp);
+}

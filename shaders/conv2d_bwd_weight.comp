@@ -1,0 +1,132 @@
+#version 450
+#extension GL_EXT_control_flow_attributes : require
+// Weight/bias gradient of the convolution, first pass of a deterministic split-K: partial sums over
+// one fixed chunk of output rows (the flattened (n, oh) index, rows [chunk*rpc, chunk*rpc + rpc)):
+//   part[chunk][oc, ci, kh, kw] = sum over the chunk's (n, oh) and all ow of
+//                                 dz[n, oc, oh, ow] * x'[n, g*cig + ci, oh*S + kh - pad, ow*S + kw - pad]
+//   part[chunk][wcount + oc]    = sum over the chunk of dz[n, oc, oh, ow]
+// x' = x (channel slice), or its 2x2/s1 average pool computed on load when AVG; zero padding.
+// Each invocation owns OCB output channels x CIB input channels x all KH*KW taps of one group and
+// walks its chunk PW output pixels at a time, loading the x row segment feeding them once per
+// (ci, kh) and reusing it for all KW taps. Summation order is fixed: the result repeats bit for bit.
+// conv2d_bwd_weight_reduce.comp then sums the chunks in order.
+// Bindings: 0 x f32 [n, x_c_total, h_in, w_in] (read), 1 dz f32 dense [n, c_out, h_out, w_out]
+//   (read), 2 part f32 [chunks][stride] (write).
+// Push: struct Push (nn/layers/conv2d_bwd.c). Spec: 0 workgroup size, 1 OCB, 2 CIB, 3 PW, 4 KH,
+//   5 KW, 6 stride S, 7 AVG (0/1).
+// Grid: ceil(tiles / wg) x chunks x 1, tiles = groups * obpg * cbpg (input-channel block fastest,
+//   so neighbouring lanes share the dz loads).
+// CPU reference: nn_conv2d_backward_weight_ref (nn/ref/conv2d_bwd.c).
+layout(local_size_x_id = 0) in;
+layout(constant_id = 1) const uint OCB = 4;
+layout(constant_id = 2) const uint CIB = 2;
+layout(constant_id = 3) const uint PW = 4;
+layout(constant_id = 4) const uint KH = 3;
+layout(constant_id = 5) const uint KW = 3;
+layout(constant_id = 6) const uint S = 1;
+layout(constant_id = 7) const uint AVG = 0;
+const uint KK = KH * KW;
+const uint XL = (PW - 1) * S + KW; // input columns feeding PW output pixels
+
+layout(std430, binding = 0) readonly buffer X { float x[]; };
+layout(std430, binding = 1) readonly buffer DZ { float dz[]; };
+layout(std430, binding = 2) writeonly buffer P { float part[]; };
+layout(push_constant) uniform Push {
+	uint tiles;            // groups * obpg * cbpg
+	uint obpg, cbpg;       // output / input channel blocks per group
+	uint cig, cog, c_out;
+	uint h_in, w_in, h_out, w_out;
+	uint pad;
+	uint x_c_total, x_c_off;
+	uint rows, rpc;        // n * h_out; rows per chunk
+	uint stride, wcount;   // floats per chunk in part; weight floats (c_out * cig * KK)
+} pc;
+
+void main()
+{
+	uint tile = gl_GlobalInvocationID.x;
+	if (tile >= pc.tiles)
+		return;
+	uint cb = tile % pc.cbpg, t = tile / pc.cbpg;
+	uint ob = t % pc.obpg, g = t / pc.obpg;
+	uint oc0 = ob * OCB, ci0 = cb * CIB; // within the group
+	uint chunk = gl_WorkGroupID.y;
+	uint row0 = chunk * pc.rpc, row1 = min(row0 + pc.rpc, pc.rows);
+	int hc = int(pc.h_in - AVG), wc = int(pc.w_in - AVG);
+	int pad = int(pc.pad);
+
+	float acc[OCB][CIB * KK];
+	float accb[OCB];
+	[[unroll]] for (uint j = 0; j < OCB; j++) {
+		accb[j] = 0.0;
+		[[unroll]] for (uint k = 0; k < CIB * KK; k++)
+			acc[j][k] = 0.0;
+	}
+	uint plane = pc.h_in * pc.w_in, plane_out = pc.h_out * pc.w_out;
+	for (uint rw = row0; rw < row1; rw++) {
+		uint n = rw / pc.h_out, oh = rw - n * pc.h_out;
+		uint dzb = (n * pc.c_out + g * pc.cog) * plane_out + oh * pc.w_out;
+		uint xb = (n * pc.x_c_total + pc.x_c_off + g * pc.cig) * plane;
+		for (uint ow0 = 0; ow0 < pc.w_out; ow0 += PW) {
+			float dv[OCB][PW];
+			[[unroll]] for (uint j = 0; j < OCB; j++) {
+				uint oc = min(oc0 + j, pc.cog - 1);
+				[[unroll]] for (uint p = 0; p < PW; p++) {
+					uint ow = ow0 + p;
+					float v = dz[dzb + oc * plane_out + min(ow, pc.w_out - 1)];
+					dv[j][p] = ow < pc.w_out && oc0 + j < pc.cog ? v : 0.0;
+					accb[j] += dv[j][p];
+				}
+			}
+			int iw0 = int(ow0 * S) - pad;
+			uint col[XL];
+			bool colok[XL];
+			[[unroll]] for (uint k = 0; k < XL; k++) {
+				int iw = iw0 + int(k);
+				colok[k] = iw >= 0 && iw < wc;
+				col[k] = uint(clamp(iw, 0, wc - 1));
+			}
+			[[unroll]] for (uint c = 0; c < CIB; c++) {
+				uint xc = xb + min(ci0 + c, pc.cig - 1) * plane;
+				[[unroll]] for (uint kh = 0; kh < KH; kh++) {
+					int ih = int(oh * S + kh) - pad;
+					bool rowok = ih >= 0 && ih < hc;
+					uint xr0 = xc + uint(clamp(ih, 0, hc - 1)) * pc.w_in;
+					float xr[XL];
+					[[unroll]] for (uint k = 0; k < XL; k++) {
+						float v;
+						if (AVG == 1) {
+							uint a = xr0 + col[k];
+							v = 0.25 * (x[a] + x[a + 1] + x[a + pc.w_in] + x[a + pc.w_in + 1]);
+						} else {
+							v = x[xr0 + col[k]];
+						}
+						xr[k] = rowok && colok[k] ? v : 0.0;
+					}
+					[[unroll]] for (uint kw = 0; kw < KW; kw++)
+						[[unroll]] for (uint p = 0; p < PW; p++) {
+							float xv = xr[p * S + kw];
+							[[unroll]] for (uint j = 0; j < OCB; j++)
+								acc[j][(c * KH + kh) * KW + kw] += dv[j][p] * xv;
+						}
+				}
+			}
+		}
+	}
+
+	uint base = chunk * pc.stride;
+	[[unroll]] for (uint j = 0; j < OCB; j++) {
+		uint oc = g * pc.cog + oc0 + j;
+		if (oc0 + j >= pc.cog)
+			break;
+		[[unroll]] for (uint c = 0; c < CIB; c++) {
+			if (ci0 + c >= pc.cig)
+				break;
+			uint wb = base + (oc * pc.cig + ci0 + c) * KK;
+			[[unroll]] for (uint k = 0; k < KK; k++)
+				part[wb + k] = acc[j][c * KK + k];
+		}
+		if (cb == 0)
+			part[base + pc.wcount + oc] = accb[j];
+	}
+}

@@ -401,13 +401,16 @@ static int train_epoch(struct train_run *r, uint32_t epoch, uint32_t nb, uint32_
 				break;
 			*last_opt_step = (int64_t)ni;
 		}
+		bool last = i + 1 == nb || g_stop;
+		if (!tty && !last) // a log file gets one line per epoch, a terminal a live one
+			continue;
 		struct nn_trainer_timing tm;
 		nn_trainer_timing(r->t, &tm);
 		char ep[32], mem[32];
 		snprintf(ep, sizeof(ep), "%u/%u", epoch, o->epochs - 1);
 		snprintf(mem, sizeof(mem), "%.3gG", tm.device_bytes / 1e9);
 		fprintf(stderr, "%11s%11s%11.4g%11.4g%11.4g%11zu%11u%s", ep, mem, mloss[0], mloss[1], mloss[2],
-		        b->ntargets, b->w, tty && i + 1 < nb ? "\r" : "\n");
+		        b->ntargets, b->w, last ? "\n" : "\r");
 	}
 	return rc;
 }

@@ -301,7 +301,11 @@ static int setup(struct train_run *r)
 	if (r->resumed) { // EMA from the file's official names, momentum when a step happened
 		struct nn_model *ema = NULL;
 		struct nn_model_params mp = {.names = r->names};
-		rc = nn_model_create(r->arch, r->res.all, &mp, &ema);
+		struct nn_tensor_map *w = NULL;
+		rc = train_ckpt_ema_tensors(r->res.all, &w);
+		if (!rc)
+			rc = nn_model_create(r->arch, w, &mp, &ema);
+		nn_tensor_map_destroy(&w);
 		if (!rc)
 			rc = nn_trainer_load_state(r->t, NN_TRAINER_EMA, ema);
 		nn_model_destroy(&ema);
@@ -474,6 +478,45 @@ static int run(struct train_run *r)
 	return rc;
 }
 
+// --resume: reads the checkpoint (given, or the newest under --project), restores the options and
+// the run folder (PATH/../..). -ENOENT when there is nothing to resume.
+static int resume_prepare(struct train_run *r, const struct train_opts *cli)
+{
+	char *path = cli->resume ? strdup(cli->resume) : latest_run(cli->project);
+	if (!path) {
+		fprintf(stderr, "vkyolo train: --resume: no %s/*/weights/last.safetensors found\n", cli->project);
+		return -ENOENT;
+	}
+	r->o.resume = path;
+	int rc = train_resume_read(path, &r->res);
+	if (!rc)
+		rc = args_restore(r, cli);
+	if (!rc) {
+		char *slash = strrchr(path, '/');
+		r->dir = strndup(path, slash ? (size_t)(slash - path) : 1);
+		slash = r->dir ? strrchr(r->dir, '/') : NULL;
+		if (slash)
+			*slash = '\0';
+		else if (r->dir)
+			strcpy(r->dir, ".");
+		rc = r->dir ? 0 : -ENOMEM;
+	}
+	if (!rc && r->res.epoch + 1 >= (int32_t)r->o.epochs) { // official: nothing to resume
+		fprintf(stderr, "vkyolo train: %s: training to %u epochs is finished, nothing to resume\n", path,
+		        r->o.epochs);
+		rc = -ENOENT;
+	}
+	if (!rc) {
+		r->resumed = true;
+		r->last_epoch = r->res.epoch, r->best_fitness = r->res.best_fitness, r->updates = r->res.updates;
+		LOGI("train: resuming %s from epoch %d (%llu optimizer steps)", path, r->res.epoch + 1,
+		     (unsigned long long)r->updates);
+	}
+	free(path);
+	r->o.resume = NULL;
+	return rc;
+}
+
 int cmd_train(int argc, char **argv)
 {
 	struct train_run r = {.last_epoch = -1};
@@ -486,31 +529,11 @@ int cmd_train(int argc, char **argv)
 	int rc = 0;
 	r.o = cli;
 	if (cli.resuming) {
-		char *path = cli.resume ? strdup(cli.resume) : latest_run(cli.project);
-		if (!path) {
-			fprintf(stderr, "vkyolo train: --resume: no %s/*/weights/last.safetensors found\n", cli.project);
+		rc = resume_prepare(&r, &cli);
+		if (rc == -ENOENT) { // already said why
+			teardown(&r);
 			return APP_EXIT_FAILURE;
 		}
-		r.o.resume = path;
-		rc = train_resume_read(path, &r.res);
-		if (!rc)
-			rc = args_restore(&r, &cli);
-		if (!rc) { // the run folder: PATH/../..
-			char *slash = strrchr(path, '/');
-			r.dir = strndup(path, slash ? (size_t)(slash - path) : 1);
-			slash = r.dir ? strrchr(r.dir, '/') : NULL;
-			if (slash)
-				*slash = '\0';
-			else if (r.dir)
-				strcpy(r.dir, ".");
-			rc = r.dir ? 0 : -ENOMEM;
-		}
-		r.resumed = true;
-		r.last_epoch = r.res.epoch, r.best_fitness = r.res.best_fitness, r.updates = r.res.updates;
-		LOGI("train: resuming %s from epoch %d (%llu optimizer steps)", path, r.res.epoch + 1,
-		     (unsigned long long)r.updates);
-		free(path);
-		r.o.resume = NULL;
 	} else {
 		if (r.o.workers == UINT32_MAX)
 			r.o.workers = ncpu < 1 ? 1 : ncpu > 8 ? 8 : (uint32_t)ncpu;
@@ -535,6 +558,10 @@ int cmd_train(int argc, char **argv)
 		double t0 = app_now_ms();
 		rc = run(&r);
 		signal(SIGINT, SIG_DFL);
+		char best[4096];
+		snprintf(best, sizeof(best), "%s/weights/best.safetensors", r.dir);
+		if (!rc && !access(best, F_OK)) // official strip_optimizer: inference weights only
+			rc = train_ckpt_strip(best);
 		if (!rc)
 			printf("%d epochs completed in %.3f hours.\nResults saved to %s\n", r.last_epoch + 1,
 			       (app_now_ms() - t0) / 3.6e6, r.dir);

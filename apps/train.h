@@ -61,6 +61,10 @@ struct train_resume {
 	uint64_t updates;
 };
 int train_resume_read(const char *path, struct train_resume *r);
+// The tensors of a checkpoint other than "train." and "momentum.": the EMA weights (official names).
+int train_ckpt_ema_tensors(const struct nn_tensor_map *all, struct nn_tensor_map **out);
+// Rewrites path with the EMA weights and metadata only (end of training, like strip_optimizer).
+int train_ckpt_strip(const char *path);
 void train_resume_finish(struct train_resume *r);
 
 // ---- results (train_plot.c) ----

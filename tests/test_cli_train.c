@@ -2,8 +2,8 @@
 // (one batch per epoch), augmentation off (a hyp file with mosaic, mixup, HSV, flips, translate and
 // scale at 0) so every epoch trains on the same four images: a fixed-batch loss check.
 //   1. a 2-epoch run exits 0 and writes args.yaml, results.csv (2 rows), results.png,
-//      train_batch0.jpg, weights/last.safetensors and best.safetensors; the epoch-1 loss (box + cls +
-//      dfl, the same batch) is lower than the epoch-0 loss;
+//      train_batch0.jpg, weights/last.safetensors and best.safetensors (stripped to the EMA weights);
+//      the epoch-1 loss (box + cls + dfl, the same batch) is lower than the epoch-0 loss;
 //   2. the same run stopped after epoch 1 (hidden --stop-after-epoch 1: exit 1, last saved) and
 //      continued with --resume ends with a last.safetensors equal to the uninterrupted run's: every
 //      tensor (EMA weights, training weights, momentum) bit-equal (the same fp32 operations in the
@@ -26,16 +26,19 @@ static const char *exe;
 static bool gpu; // argv[2] == "gpu": the GPU trainer instead of --cpu
 static char tmp[] = "/tmp/vkyolo-train-XXXXXX";
 
-static void show(const char *log)
+static char logbuf[65536];
+
+// The output of a run (tmp/log) in logbuf.
+static const char *read_log(const char *log)
 {
-	char path[1100], buf[16384];
+	char path[1100];
 	snprintf(path, sizeof(path), "%s/%s", tmp, log);
 	FILE *f = fopen(path, "r");
-	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+	size_t n = f ? fread(logbuf, 1, sizeof(logbuf) - 1, f) : 0;
 	if (f)
 		fclose(f);
-	buf[n] = '\0';
-	fprintf(stderr, "---- %s ----\n%s----\n", log, buf);
+	logbuf[n] = '\0';
+	return logbuf;
 }
 
 // Runs vkyolo with output to tmp/log; shows the output when the exit status is not `want`.
@@ -46,20 +49,8 @@ static int run(const char *args, const char *log, int want)
 	int st = system(cmd);
 	st = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 	if (st != want)
-		show(log);
+		fprintf(stderr, "---- %s ----\n%s----\n", log, read_log(log));
 	return st;
-}
-
-static bool output_contains(const char *log, const char *needle)
-{
-	char path[1100], buf[65536];
-	snprintf(path, sizeof(path), "%s/%s", tmp, log);
-	FILE *f = fopen(path, "r");
-	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
-	if (f)
-		fclose(f);
-	buf[n] = '\0';
-	return strstr(buf, needle) != NULL;
 }
 
 static bool exists(const char *run_name, const char *file)
@@ -103,7 +94,7 @@ static int check_run(void)
 	char args[4096];
 	common_args(args, sizeof(args), "full", "");
 	int st = run(args, "full.txt", 0);
-	if (gpu && st != 0 && output_contains("full.txt", "GPU backend is not built")) {
+	if (gpu && st != 0 && strstr(read_log("full.txt"), "GPU backend is not built")) {
 		printf("skip: the GPU trainer backend is not built\n");
 		return 77;
 	}
@@ -123,7 +114,24 @@ static int check_run(void)
 	// official warmup at ni = 0: bias lr = warmup_bias_lr 0.1, the others 0
 	CHECKF(fabs(rows[0][11] - 0.1) < 1e-6 && rows[0][12] == 0 && rows[0][13] == 0, "lr at ni 0: %g %g %g",
 	       rows[0][11], rows[0][12], rows[0][13]);
-	return l1 < l0 ? 0 : 1;
+	// best.safetensors is stripped at the end (EMA weights under the official names only), last keeps
+	// the training weights and momentum for --resume
+	char path[1200];
+	struct nn_tensor_map *best = NULL, *last = NULL;
+	snprintf(path, sizeof(path), "%s/runs/full/weights/best.safetensors", tmp);
+	CHECK(nn_safetensors_read(path, &best) == 0);
+	snprintf(path, sizeof(path), "%s/runs/full/weights/last.safetensors", tmp);
+	CHECK(nn_safetensors_read(path, &last) == 0);
+	size_t prefixed = 0;
+	for (size_t i = 0; i < best->count; i++)
+		prefixed += strchr(best->items[i].name, '.') && strncmp(best->items[i].name, "model.", 6);
+	bool stripped = prefixed == 0 && best->count > 0 && last->count > best->count &&
+	                nn_tensor_map_find(best, "model.0.conv.weight") && nn_value_dict_get(best->metadata, "arch");
+	printf("%s best.safetensors: %zu tensors, %zu prefixed; last: %zu\n", stripped ? "ok  " : "FAIL", best->count,
+	       prefixed, last->count);
+	nn_tensor_map_destroy(&best);
+	nn_tensor_map_destroy(&last);
+	return l1 < l0 && stripped ? 0 : 1;
 }
 
 static int check_resume(void)

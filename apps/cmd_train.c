@@ -363,9 +363,10 @@ static void print_val(const struct train_run *r, const struct nn_metrics_result 
 	}
 }
 
-// One epoch of batches; mloss receives the running means, lr the last lrs. *stop on Ctrl-C.
+// One epoch of batches; mloss receives the running means, lr the last lrs, *done the batches
+// trained (fewer than nb after Ctrl-C).
 static int train_epoch(struct train_run *r, uint32_t epoch, uint32_t nb, uint32_t nw, int64_t *last_opt_step,
-                       double mloss[3], float lr[NN_GROUP_COUNT])
+                       double mloss[3], float lr[NN_GROUP_COUNT], uint32_t *done)
 {
 	const struct train_opts *o = &r->o;
 	// official: mosaic off from epoch == epochs - close_mosaic (never when close_mosaic > epochs)
@@ -375,6 +376,7 @@ static int train_epoch(struct train_run *r, uint32_t epoch, uint32_t nb, uint32_
 	bool tty = isatty(2);
 	fprintf(stderr, "\n%11s%11s%11s%11s%11s%11s%11s\n", "Epoch", "GPU_mem", "box_loss", "cls_loss", "dfl_loss",
 	        "Instances", "Size");
+	*done = 0;
 	for (uint32_t i = 0; !rc && i < nb && !g_stop; i++) {
 		const struct nn_batch *b = NULL;
 		if ((rc = nn_loader_next(r->ld, &b)))
@@ -405,7 +407,8 @@ static int train_epoch(struct train_run *r, uint32_t epoch, uint32_t nb, uint32_
 				break;
 			*last_opt_step = (int64_t)ni;
 		}
-		bool last = i + 1 == nb || g_stop;
+		*done = i + 1;
+		bool last = *done == nb || g_stop;
 		if (!tty && !last) // a log file gets one line per epoch, a terminal a live one
 			continue;
 		struct nn_trainer_timing tm;
@@ -434,10 +437,11 @@ static int run(struct train_run *r)
 	for (; epoch < o->epochs && !rc; epoch++) {
 		double mloss[3] = {0}, t0 = app_now_ms();
 		float lr[NN_GROUP_COUNT] = {0};
-		rc = train_epoch(r, epoch, nb, nw, &last_opt_step, mloss, lr);
+		uint32_t done = 0;
+		rc = train_epoch(r, epoch, nb, nw, &last_opt_step, mloss, lr, &done);
 		if (rc)
 			break;
-		if (g_stop) { // mid-epoch: the epoch is redone on --resume
+		if (done < nb && g_stop) { // Ctrl-C mid-epoch: the epoch is redone on --resume
 			rc = save(r, "last.safetensors", r->last_epoch);
 			fprintf(stderr, "vkyolo train: interrupted in epoch %u; saved %s/weights/last.safetensors "
 			                "(resume with: vkyolo train --resume %s/weights/last.safetensors)\n",
@@ -450,7 +454,7 @@ static int run(struct train_run *r)
 		print_val(r, &m);
 		double fi = 0.1 * m.map50 + 0.9 * m.map50_95;
 		r->last_epoch = (int32_t)epoch;
-		if (fi > r->best_fitness || epoch == 0)
+		if (fi >= r->best_fitness) // EarlyStopping's rule
 			r->best_epoch = epoch;
 		r->best_fitness = fmax(r->best_fitness, fi);
 		double row[TRAIN_CSV_COLS] = {epoch, mloss[0], mloss[1], mloss[2], m.p, m.r, m.map50, m.map50_95,
@@ -470,8 +474,10 @@ static int run(struct train_run *r)
 			     r->best_epoch);
 			break;
 		}
-		if (o->stop_after && epoch + 1 == o->stop_after && epoch + 1 < o->epochs) {
-			fprintf(stderr, "vkyolo train: stopped after epoch %u (--stop-after-epoch)\n", epoch);
+		if ((g_stop || (o->stop_after && epoch + 1 == o->stop_after)) && epoch + 1 < o->epochs) {
+			fprintf(stderr, "vkyolo train: %s after epoch %u; saved %s/weights/last.safetensors (resume with: "
+			                "vkyolo train --resume %s/weights/last.safetensors)\n",
+			        g_stop ? "interrupted" : "stopped (--stop-after-epoch)", epoch, r->dir, r->dir);
 			return -EINTR;
 		}
 	}

@@ -19,6 +19,7 @@
 #include "draw.h"
 #include "log.h"
 #include "metrics.h"
+#include "optim_ref.h"
 #include "train_run.h"
 
 #define HYP_DEFAULT "assets/hyp/hyp.scratch-high.yaml"
@@ -300,7 +301,11 @@ static int setup(struct train_run *r)
 	if (r->resumed) { // EMA from the file's official names, momentum when a step happened
 		struct nn_model *ema = NULL;
 		struct nn_model_params mp = {.names = r->names};
-		rc = nn_model_create(r->arch, r->res.all, &mp, &ema);
+		struct nn_tensor_map *w = NULL;
+		rc = train_ckpt_ema_tensors(r->res.all, &w);
+		if (!rc)
+			rc = nn_model_create(r->arch, w, &mp, &ema);
+		nn_tensor_map_destroy(&w);
 		if (!rc)
 			rc = nn_trainer_load_state(r->t, NN_TRAINER_EMA, ema);
 		nn_model_destroy(&ema);
@@ -358,9 +363,10 @@ static void print_val(const struct train_run *r, const struct nn_metrics_result 
 	}
 }
 
-// One epoch of batches; mloss receives the running means, lr the last lrs. *stop on Ctrl-C.
+// One epoch of batches; mloss receives the running means, lr the last lrs, *done the batches
+// trained (fewer than nb after Ctrl-C).
 static int train_epoch(struct train_run *r, uint32_t epoch, uint32_t nb, uint32_t nw, int64_t *last_opt_step,
-                       double mloss[3], float lr[NN_GROUP_COUNT])
+                       double mloss[3], float lr[NN_GROUP_COUNT], uint32_t *done)
 {
 	const struct train_opts *o = &r->o;
 	// official: mosaic off from epoch == epochs - close_mosaic (never when close_mosaic > epochs)
@@ -370,6 +376,7 @@ static int train_epoch(struct train_run *r, uint32_t epoch, uint32_t nb, uint32_
 	bool tty = isatty(2);
 	fprintf(stderr, "\n%11s%11s%11s%11s%11s%11s%11s\n", "Epoch", "GPU_mem", "box_loss", "cls_loss", "dfl_loss",
 	        "Instances", "Size");
+	*done = 0;
 	for (uint32_t i = 0; !rc && i < nb && !g_stop; i++) {
 		const struct nn_batch *b = NULL;
 		if ((rc = nn_loader_next(r->ld, &b)))
@@ -396,17 +403,21 @@ static int train_epoch(struct train_run *r, uint32_t epoch, uint32_t nb, uint32_
 			                                    .max_grad_norm = 10.0f, .nesterov = true};
 			memcpy(sp.lr, s.lr, sizeof(s.lr));
 			if ((rc = nn_trainer_step(r->t, &sp, NULL)) || (rc = nn_trainer_zero_grad(r->t)) ||
-			    (rc = nn_trainer_ema_update(r->t, train_ema_decay(++r->updates))))
+			    (rc = nn_trainer_ema_update(r->t, nn_ema_decay(++r->updates))))
 				break;
 			*last_opt_step = (int64_t)ni;
 		}
+		*done = i + 1;
+		bool last = *done == nb || g_stop;
+		if (!tty && !last) // a log file gets one line per epoch, a terminal a live one
+			continue;
 		struct nn_trainer_timing tm;
 		nn_trainer_timing(r->t, &tm);
 		char ep[32], mem[32];
 		snprintf(ep, sizeof(ep), "%u/%u", epoch, o->epochs - 1);
 		snprintf(mem, sizeof(mem), "%.3gG", tm.device_bytes / 1e9);
 		fprintf(stderr, "%11s%11s%11.4g%11.4g%11.4g%11zu%11u%s", ep, mem, mloss[0], mloss[1], mloss[2],
-		        b->ntargets, b->w, tty && i + 1 < nb ? "\r" : "\n");
+		        b->ntargets, b->w, last ? "\n" : "\r");
 	}
 	return rc;
 }
@@ -426,10 +437,11 @@ static int run(struct train_run *r)
 	for (; epoch < o->epochs && !rc; epoch++) {
 		double mloss[3] = {0}, t0 = app_now_ms();
 		float lr[NN_GROUP_COUNT] = {0};
-		rc = train_epoch(r, epoch, nb, nw, &last_opt_step, mloss, lr);
+		uint32_t done = 0;
+		rc = train_epoch(r, epoch, nb, nw, &last_opt_step, mloss, lr, &done);
 		if (rc)
 			break;
-		if (g_stop) { // mid-epoch: the epoch is redone on --resume
+		if (done < nb && g_stop) { // Ctrl-C mid-epoch: the epoch is redone on --resume
 			rc = save(r, "last.safetensors", r->last_epoch);
 			fprintf(stderr, "vkyolo train: interrupted in epoch %u; saved %s/weights/last.safetensors "
 			                "(resume with: vkyolo train --resume %s/weights/last.safetensors)\n",
@@ -442,7 +454,7 @@ static int run(struct train_run *r)
 		print_val(r, &m);
 		double fi = 0.1 * m.map50 + 0.9 * m.map50_95;
 		r->last_epoch = (int32_t)epoch;
-		if (fi > r->best_fitness || epoch == 0)
+		if (fi >= r->best_fitness) // EarlyStopping's rule
 			r->best_epoch = epoch;
 		r->best_fitness = fmax(r->best_fitness, fi);
 		double row[TRAIN_CSV_COLS] = {epoch, mloss[0], mloss[1], mloss[2], m.p, m.r, m.map50, m.map50_95,
@@ -462,11 +474,52 @@ static int run(struct train_run *r)
 			     r->best_epoch);
 			break;
 		}
-		if (o->stop_after && epoch + 1 == o->stop_after && epoch + 1 < o->epochs) {
-			fprintf(stderr, "vkyolo train: stopped after epoch %u (--stop-after-epoch)\n", epoch);
+		if ((g_stop || (o->stop_after && epoch + 1 == o->stop_after)) && epoch + 1 < o->epochs) {
+			fprintf(stderr, "vkyolo train: %s after epoch %u; saved %s/weights/last.safetensors (resume with: "
+			                "vkyolo train --resume %s/weights/last.safetensors)\n",
+			        g_stop ? "interrupted" : "stopped (--stop-after-epoch)", epoch, r->dir, r->dir);
 			return -EINTR;
 		}
 	}
+	return rc;
+}
+
+// --resume: reads the checkpoint (given, or the newest under --project), restores the options and
+// the run folder (PATH/../..). -ENOENT when there is nothing to resume.
+static int resume_prepare(struct train_run *r, const struct train_opts *cli)
+{
+	char *path = cli->resume ? strdup(cli->resume) : latest_run(cli->project);
+	if (!path) {
+		fprintf(stderr, "vkyolo train: --resume: no %s/*/weights/last.safetensors found\n", cli->project);
+		return -ENOENT;
+	}
+	r->o.resume = path;
+	int rc = train_resume_read(path, &r->res);
+	if (!rc)
+		rc = args_restore(r, cli);
+	if (!rc) {
+		char *slash = strrchr(path, '/');
+		r->dir = strndup(path, slash ? (size_t)(slash - path) : 1);
+		slash = r->dir ? strrchr(r->dir, '/') : NULL;
+		if (slash)
+			*slash = '\0';
+		else if (r->dir)
+			strcpy(r->dir, ".");
+		rc = r->dir ? 0 : -ENOMEM;
+	}
+	if (!rc && r->res.epoch + 1 >= (int32_t)r->o.epochs) { // official: nothing to resume
+		fprintf(stderr, "vkyolo train: %s: training to %u epochs is finished, nothing to resume\n", path,
+		        r->o.epochs);
+		rc = -ENOENT;
+	}
+	if (!rc) {
+		r->resumed = true;
+		r->last_epoch = r->res.epoch, r->best_fitness = r->res.best_fitness, r->updates = r->res.updates;
+		LOGI("train: resuming %s from epoch %d (%llu optimizer steps)", path, r->res.epoch + 1,
+		     (unsigned long long)r->updates);
+	}
+	free(path);
+	r->o.resume = NULL;
 	return rc;
 }
 
@@ -482,31 +535,11 @@ int cmd_train(int argc, char **argv)
 	int rc = 0;
 	r.o = cli;
 	if (cli.resuming) {
-		char *path = cli.resume ? strdup(cli.resume) : latest_run(cli.project);
-		if (!path) {
-			fprintf(stderr, "vkyolo train: --resume: no %s/*/weights/last.safetensors found\n", cli.project);
+		rc = resume_prepare(&r, &cli);
+		if (rc == -ENOENT) { // already said why
+			teardown(&r);
 			return APP_EXIT_FAILURE;
 		}
-		r.o.resume = path;
-		rc = train_resume_read(path, &r.res);
-		if (!rc)
-			rc = args_restore(&r, &cli);
-		if (!rc) { // the run folder: PATH/../..
-			char *slash = strrchr(path, '/');
-			r.dir = strndup(path, slash ? (size_t)(slash - path) : 1);
-			slash = r.dir ? strrchr(r.dir, '/') : NULL;
-			if (slash)
-				*slash = '\0';
-			else if (r.dir)
-				strcpy(r.dir, ".");
-			rc = r.dir ? 0 : -ENOMEM;
-		}
-		r.resumed = true;
-		r.last_epoch = r.res.epoch, r.best_fitness = r.res.best_fitness, r.updates = r.res.updates;
-		LOGI("train: resuming %s from epoch %d (%llu optimizer steps)", path, r.res.epoch + 1,
-		     (unsigned long long)r.updates);
-		free(path);
-		r.o.resume = NULL;
 	} else {
 		if (r.o.workers == UINT32_MAX)
 			r.o.workers = ncpu < 1 ? 1 : ncpu > 8 ? 8 : (uint32_t)ncpu;
@@ -531,6 +564,10 @@ int cmd_train(int argc, char **argv)
 		double t0 = app_now_ms();
 		rc = run(&r);
 		signal(SIGINT, SIG_DFL);
+		char best[4096];
+		snprintf(best, sizeof(best), "%s/weights/best.safetensors", r.dir);
+		if (!rc && !access(best, F_OK)) // official strip_optimizer: inference weights only
+			rc = train_ckpt_strip(best);
 		if (!rc)
 			printf("%d epochs completed in %.3f hours.\nResults saved to %s\n", r.last_epoch + 1,
 			       (app_now_ms() - t0) / 3.6e6, r.dir);

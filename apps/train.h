@@ -29,8 +29,6 @@ struct train_iter_sched {
 };
 void train_sched_at(const struct nn_hyp *h, uint32_t epochs, uint32_t batch, uint32_t nw, uint64_t ni,
                     uint32_t epoch, struct train_iter_sched *out);
-// ModelEMA's decay after `updates` optimizer steps: 0.9999 * (1 - exp(-updates / 2000)).
-double train_ema_decay(uint64_t updates);
 // The official initialisation of a model built with random weights: BatchNorm gamma 1, beta 0,
 // running mean 0, variance 1 (conv weights keep PyTorch's default U(+-1/sqrt(fan_in))), and the
 // detection head's bias_init: box branch biases 1.0, class biases log(5 / nc / (640 / s)^2).
@@ -63,6 +61,10 @@ struct train_resume {
 	uint64_t updates;
 };
 int train_resume_read(const char *path, struct train_resume *r);
+// The tensors of a checkpoint other than "train." and "momentum.": the EMA weights (official names).
+int train_ckpt_ema_tensors(const struct nn_tensor_map *all, struct nn_tensor_map **out);
+// Rewrites path with the EMA weights and metadata only (end of training, like strip_optimizer).
+int train_ckpt_strip(const char *path);
 void train_resume_finish(struct train_resume *r);
 
 // ---- results (train_plot.c) ----

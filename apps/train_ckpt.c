@@ -151,3 +151,34 @@ int train_resume_read(const char *path, struct train_resume *r)
 		train_resume_finish(r);
 	return rc;
 }
+
+int train_ckpt_ema_tensors(const struct nn_tensor_map *all, struct nn_tensor_map **out)
+{
+	int rc = nn_tensor_map_create(out);
+	for (size_t i = 0; !rc && i < all->count; i++) {
+		const struct nn_tensor *x = &all->items[i];
+		if (strncmp(x->name, TRAIN_PREFIX, strlen(TRAIN_PREFIX)) && strncmp(x->name, "momentum.", 9))
+			rc = nn_tensor_map_add(*out, x->name, x->dtype, x->ndim, x->shape, x->data);
+	}
+	if (rc)
+		nn_tensor_map_destroy(out);
+	return rc;
+}
+
+int train_ckpt_strip(const char *path)
+{
+	struct nn_tensor_map *all = NULL, *ema = NULL;
+	int rc = nn_safetensors_read(path, &all);
+	if (!rc)
+		rc = train_ckpt_ema_tensors(all, &ema);
+	if (!rc) {
+		ema->metadata = all->metadata;
+		all->metadata = NULL;
+		rc = nn_safetensors_write(path, ema);
+	}
+	if (rc)
+		LOGE("train: cannot strip %s: %d", path, rc);
+	nn_tensor_map_destroy(&ema);
+	nn_tensor_map_destroy(&all);
+	return rc;
+}

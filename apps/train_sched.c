@@ -51,11 +51,6 @@ void train_sched_at(const struct nn_hyp *h, uint32_t epochs, uint32_t batch, uin
 	}
 }
 
-double train_ema_decay(uint64_t updates)
-{
-	return 0.9999 * (1.0 - exp(-(double)updates / 2000.0));
-}
-
 // "<head>.cv<k>.<level>.2": the last (bare 1x1) conv of a head branch; returns k, or 0.
 static int head_branch(const char *name, uint32_t *level)
 {

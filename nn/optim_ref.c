@@ -121,21 +121,6 @@ int nn_sgd_step_ref(struct nn_sgd *s, struct nn_model *m, const struct nn_model_
 	return 0;
 }
 
-double nn_ema_decay(uint64_t updates)
-{
-	return 0.9999 * (1.0 - exp(-(double)updates / 2000.0));
-}
-
-void nn_ema_update_ref(float *ema, const float *cur, size_t count, double decay)
-{
-	float d = (float)decay, omd = (float)(1.0 - decay);
-	for (size_t k = 0; k < count; k++) {
-		float a = ema[k] * d; // separate statements: no contraction into an FMA
-		float b = omd * cur[k];
-		ema[k] = a + b;
-	}
-}
-
 struct nn_model_grads *nn_sgd_buffers(struct nn_sgd *s, bool *started)
 {
 	if (started)
@@ -179,4 +164,19 @@ int nn_sgd_step_groups_ref(struct nn_sgd *s, struct nn_model *m, const struct nn
 	}
 	s->started = true;
 	return 0;
+}
+
+double nn_ema_decay(uint64_t updates)
+{
+	return 0.9999 * (1.0 - exp(-(double)updates / 2000.0));
+}
+
+void nn_ema_update_ref(float *ema, const float *cur, size_t count, double decay)
+{
+	float d = (float)decay, omd = (float)(1.0 - decay);
+	for (size_t k = 0; k < count; k++) {
+		float a = ema[k] * d; // separate statements: no contraction into an FMA
+		float b = omd * cur[k];
+		ema[k] = a + b;
+	}
 }

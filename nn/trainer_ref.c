@@ -97,32 +97,27 @@ static int ref_step(struct nn_trainer *t, const struct nn_trainer_step_params *p
 	return nn_sgd_step_groups_ref(r->sgd, r->cur, r->acc, &sp, p->lr);
 }
 
-// PyTorch's `v *= d; v += (1 - d) * model_v` in fp32 (ModelEMA.update)
-static void ema_mix(float *e, const float *c, size_t count, float d, float od)
+// ModelEMA.update over every parameter and BN running statistic (nn_ema_update_ref, fp32 as torch)
+static void ema_mix(float *e, const float *c, size_t count, double decay)
 {
-	if (!e || !c)
-		return;
-	for (size_t k = 0; k < count; k++) {
-		float v = e[k] * d;
-		e[k] = v + od * c[k];
-	}
+	if (e && c)
+		nn_ema_update_ref(e, c, count, decay);
 }
 
 static int ref_ema_update(struct nn_trainer *t, double decay)
 {
 	struct ref_impl *r = impl(t);
-	float d = (float)decay, od = (float)(1.0 - decay);
 	for (uint32_t i = 0; i < r->cur->n_ops; i++) {
 		struct nn_op *e = &r->ema->ops[i];
 		const struct nn_op *c = &r->cur->ops[i];
 		if (c->kind != NN_OP_CONV)
 			continue;
-		ema_mix(e->w, c->w, weight_count(c), d, od);
-		ema_mix(e->b, c->b, c->y.c, d, od);
-		ema_mix(e->bn.gamma, c->bn.gamma, c->y.c, d, od);
-		ema_mix(e->bn.beta, c->bn.beta, c->y.c, d, od);
-		ema_mix(e->bn.mean, c->bn.mean, c->y.c, d, od);
-		ema_mix(e->bn.var, c->bn.var, c->y.c, d, od);
+		ema_mix(e->w, c->w, weight_count(c), decay);
+		ema_mix(e->b, c->b, c->y.c, decay);
+		ema_mix(e->bn.gamma, c->bn.gamma, c->y.c, decay);
+		ema_mix(e->bn.beta, c->bn.beta, c->y.c, decay);
+		ema_mix(e->bn.mean, c->bn.mean, c->y.c, decay);
+		ema_mix(e->bn.var, c->bn.var, c->y.c, decay);
 	}
 	return 0;
 }

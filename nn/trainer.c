@@ -176,3 +176,10 @@ void nn_trainer_timing(const struct nn_trainer *t, struct nn_trainer_timing *out
 	if (t && t->be && t->be->timing)
 		t->be->timing(t, out);
 }
+
+int nn_trainer_timings(struct nn_trainer *t, enum nn_trainer_phase phase, struct gpu_timing *out, uint32_t cap,
+                       uint32_t *count)
+{
+	*count = 0;
+	return t->be->timings ? t->be->timings(t, phase, out, cap, count) : 0;
+}

@@ -103,3 +103,13 @@ struct nn_trainer_timing {
 	uint64_t device_bytes, device_peak_bytes;
 };
 void nn_trainer_timing(const struct nn_trainer *t, struct nn_trainer_timing *out);
+
+// Per-dispatch GPU times of the last forward_backward of a trainer created with timestamps, per phase;
+// labels are "<op name>/<kernel>" (e.g. "model.2.cv1/wgrad"). *count = 0 for the CPU reference.
+enum nn_trainer_phase {
+	NN_TRAINER_PHASE_FORWARD,
+	NN_TRAINER_PHASE_LOSS,
+	NN_TRAINER_PHASE_BACKWARD,
+};
+int nn_trainer_timings(struct nn_trainer *t, enum nn_trainer_phase phase, struct gpu_timing *out, uint32_t cap,
+                       uint32_t *count);

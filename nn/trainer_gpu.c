@@ -30,6 +30,15 @@ static double now_ms(void)
 	return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
 }
 
+// "model.2.cv1/conv": a dispatch label owned by the trainer (timings name the op and the kernel).
+static const char *lbl(struct nn_tg *g, uint32_t i, const char *kind)
+{
+	uint32_t slot = g->label_next++ % (g->m->n_ops * TG_LABELS_PER_OP);
+	char *l = g->labels + (size_t)slot * TG_LABEL_LEN;
+	snprintf(l, TG_LABEL_LEN, "%s/%s", g->m->ops[i].name, kind);
+	return l;
+}
+
 static struct gpu_binding tensor_b(const struct nn_tg *g, struct gpu_buf *const *bufs, uint32_t t, bool write)
 {
 	return tg_bind(bufs[t], 0, g->t_bytes[t], write);
@@ -43,25 +52,25 @@ static int record_conv_fwd(struct nn_tg *g, uint32_t i)
 	struct gpu_binding x = tensor_b(g, g->acts, op->x.tensor, false), y = tensor_b(g, g->acts, op->y.tensor, true);
 	struct gpu_binding wp = tg_bind(g->packed, c->wp, c->wp_bytes, false), bp = tg_bind(g->packed, c->bp, c->bp_bytes, false);
 	if (!op->bn.gamma)
-		return nn_conv2d_record(g->dev, g->fwd, &c->d, &c->tile, false, &x, &wp, &bp, &x, &y, op->name);
+		return nn_conv2d_record(g->dev, g->fwd, &c->d, &c->tile, false, &x, &wp, &bp, &x, &y, lbl(g, i, "conv"));
 	uint32_t co = op->y.c;
 	struct gpu_binding z = tg_bind(c->zbuf, 0, c->z_bytes, true);
 	struct gpu_binding mean = tg_bind(g->stats, c->stat, co * 4, true), var = tg_bind(g->stats, c->stat_var, co * 4, true);
 	struct nn_bn_desc bd = { g->n, co, nn_conv2d_out_h(&c->d), nn_conv2d_out_w(&c->d), op->bn.eps, true };
-	int ret = nn_conv2d_record(g->dev, g->fwd, &c->dz, &c->tile, false, &x, &wp, &bp, &x, &z, op->name);
+	int ret = nn_conv2d_record(g->dev, g->fwd, &c->dz, &c->tile, false, &x, &wp, &bp, &x, &z, lbl(g, i, "conv"));
 	if (!ret)
 		ret = nn_bn_stats_record(g->dev, g->fwd, &bd, &(struct gpu_binding){ c->zbuf, 0, c->z_bytes, false },
-		                         &mean, &var, op->name);
+		                         &mean, &var, lbl(g, i, "bn_stats"));
 	mean.write = var.write = false;
 	z.write = false;
 	struct gpu_binding rm = tg_sbind(g->state, p->mean, co, true), rv = tg_sbind(g->state, p->var, co, true);
 	if (!ret)
-		ret = nn_bn_running_update_record(g->dev, g->fwd, &bd, g->bn_momentum, &mean, &var, &rm, &rv, op->name);
+		ret = nn_bn_running_update_record(g->dev, g->fwd, &bd, g->bn_momentum, &mean, &var, &rm, &rv, lbl(g, i, "bn_running"));
 	struct gpu_binding gm = tg_sbind(g->state, p->gamma, co, false), bt = tg_sbind(g->state, p->beta, co, false);
 	struct gpu_binding r = op->r.tensor != NN_NO_TENSOR ? tensor_b(g, g->acts, op->r.tensor, false) : x;
 	if (!ret)
 		ret = nn_bn_act_record(g->dev, g->fwd, &c->d, op->bn.eps, &z, &gm, &bt, &mean, &var,
-		                       op->r.tensor != NN_NO_TENSOR ? &r : NULL, &y, op->name);
+		                       op->r.tensor != NN_NO_TENSOR ? &r : NULL, &y, lbl(g, i, "bn_act"));
 	return ret;
 }
 
@@ -76,12 +85,12 @@ static int record_fwd_op(struct nn_tg *g, uint32_t i)
 	if (op->kind == NN_OP_RESIZE) {
 		struct nn_resize_desc d;
 		nn_op_resize_desc(op, g->shapes, g->n, &d);
-		return nn_resize_nearest_record(g->dev, g->fwd, &d, &x, &y, op->name);
+		return nn_resize_nearest_record(g->dev, g->fwd, &d, &x, &y, lbl(g, i, "resize"));
 	}
 	struct nn_pool2d_desc d;
 	nn_op_pool_desc(op, g->shapes, g->n, &d);
-	return op->kind == NN_OP_MAXPOOL ? nn_maxpool2d_record(g->dev, g->fwd, &d, &x, &y, op->name)
-	                                 : nn_avgpool2d_record(g->dev, g->fwd, &d, &x, &y, op->name);
+	return op->kind == NN_OP_MAXPOOL ? nn_maxpool2d_record(g->dev, g->fwd, &d, &x, &y, lbl(g, i, "maxpool"))
+	                                 : nn_avgpool2d_record(g->dev, g->fwd, &d, &x, &y, lbl(g, i, "avgpool"));
 }
 
 static int record_forward(struct nn_tg *g, bool timestamps)
@@ -102,7 +111,7 @@ static int record_forward(struct nn_tg *g, bool timestamps)
 		struct gpu_binding b = op->b ? tg_sbind(g->state, p->b, op->y.c, false) : w;
 		struct gpu_binding wp = tg_bind(g->packed, c->wp, c->wp_bytes, true), bp = tg_bind(g->packed, c->bp, c->bp_bytes, true);
 		ret = nn_conv2d_pack_record(g->dev, g->fwd, op->bn.gamma ? &c->dz : &c->d, &c->tile, &w, op->b ? &b : NULL,
-		                            &wp, &bp, op->name);
+		                            &wp, &bp, lbl(g, i, "pack"));
 	}
 	for (uint32_t i = 0; !ret && i < m->n_ops; i++)
 		ret = record_fwd_op(g, i);
@@ -135,11 +144,11 @@ static int record_conv_bwd(struct nn_tg *g, uint32_t i)
 		struct gpu_binding dg = tg_sbind(g->grads, p->gamma, co, true), db = tg_sbind(g->grads, p->beta, co, true);
 		struct gpu_binding scr = tg_bind(g->bnscratch, 0, 0, true);
 		ret = nn_bn_act_bwd_record(g->dev, g->bwd, &c->d, op->bn.eps, &z, &gm, &bt, &mean, &var, res ? &r : NULL, &dy,
-		                           &scr, &dz, &dg, &db, res ? &dr : NULL, true, op->name);
+		                           &scr, &dz, &dg, &db, res ? &dr : NULL, true, lbl(g, i, "bn_act_bwd"));
 	} else {
 		// bare conv (no activation, no residual): dz is dy's slice, copied dense
 		struct nn_resize_desc rd = { g->n, co, ho, wo, ho, wo, false, c->d.y_c_total, c->d.y_c_off, co, 0 };
-		ret = nn_resize_nearest_record(g->dev, g->bwd, &rd, &dy, &dz, op->name);
+		ret = nn_resize_nearest_record(g->dev, g->bwd, &rd, &dy, &dz, lbl(g, i, "dy_copy"));
 	}
 	dz.write = false;
 	struct gpu_binding x = tensor_b(g, g->acts, op->x.tensor, false);
@@ -148,11 +157,11 @@ static int record_conv_bwd(struct nn_tg *g, uint32_t i)
 	struct gpu_binding scr = tg_bind(g->wscratch, 0, 0, true);
 	if (!ret)
 		ret = nn_conv2d_bwd_weight_record(g->dev, g->bwd, &c->d, &x, &dz, &scr, &dw, op->b ? &db : NULL, true,
-		                                  op->name);
+		                                  lbl(g, i, "wgrad"));
 	if (!ret && op->x.tensor != 0) {
 		struct gpu_binding w = tg_sbind(g->state, p->w, tg_w_count(op), false);
 		struct gpu_binding dx = tensor_b(g, g->dacts, op->x.tensor, true);
-		ret = nn_conv2d_bwd_data_record(g->dev, g->bwd, &c->d, &dz, &w, &dx, op->name);
+		ret = nn_conv2d_bwd_data_record(g->dev, g->bwd, &c->d, &dz, &w, &dx, lbl(g, i, "dgrad"));
 	}
 	return ret;
 }
@@ -168,14 +177,14 @@ static int record_bwd_op(struct nn_tg *g, uint32_t i)
 	if (op->kind == NN_OP_RESIZE) {
 		struct nn_resize_desc d;
 		nn_op_resize_desc(op, g->shapes, g->n, &d);
-		return nn_resize_nearest_bwd_record(g->dev, g->bwd, &d, &dy, &dx, op->name);
+		return nn_resize_nearest_bwd_record(g->dev, g->bwd, &d, &dy, &dx, lbl(g, i, "resize_bwd"));
 	}
 	struct nn_pool2d_desc d;
 	nn_op_pool_desc(op, g->shapes, g->n, &d);
 	if (op->kind == NN_OP_AVGPOOL)
-		return nn_avgpool2d_bwd_record(g->dev, g->bwd, &d, &dy, &dx, op->name);
+		return nn_avgpool2d_bwd_record(g->dev, g->bwd, &d, &dy, &dx, lbl(g, i, "avgpool_bwd"));
 	struct gpu_binding x = tensor_b(g, g->acts, op->x.tensor, false);
-	return nn_maxpool2d_bwd_record(g->dev, g->bwd, &d, &x, &dy, &dx, op->name);
+	return nn_maxpool2d_bwd_record(g->dev, g->bwd, &d, &x, &dy, &dx, lbl(g, i, "maxpool_bwd"));
 }
 
 static int record_backward(struct nn_tg *g, bool timestamps)
@@ -313,7 +322,7 @@ static void tg_destroy(struct nn_trainer *t)
 	gpu_pool_destroy(&g->pool);
 	for (uint32_t k = 0; k < 2 * NN_DETECT_MAX_LEVELS; k++)
 		free(g->maps[k]), free(g->dmaps[k]);
-	free(g->shapes), free(g->acts), free(g->dacts), free(g->t_bytes), free(g->par), free(g->conv);
+	free(g->shapes), free(g->acts), free(g->dacts), free(g->t_bytes), free(g->par), free(g->conv), free(g->labels);
 	free(g);
 	t->impl = NULL;
 }
@@ -460,7 +469,18 @@ static void tg_timing(const struct nn_trainer *t, struct nn_trainer_timing *out)
 	out->device_peak_bytes = gpu_device_memory_peak(g->dev);
 }
 
+static int tg_timings(struct nn_trainer *t, enum nn_trainer_phase phase, struct gpu_timing *out, uint32_t cap,
+                      uint32_t *count)
+{
+	struct nn_tg *g = t->impl;
+	struct gpu_seq *seq = phase == NN_TRAINER_PHASE_FORWARD ? g->fwd : phase == NN_TRAINER_PHASE_LOSS ? g->lossseq : g->bwd;
+	if (!g->timestamps || (phase == NN_TRAINER_PHASE_LOSS && g->cpu_loss))
+		return 0;
+	return gpu_seq_timings(seq, out, cap, count);
+}
+
 static const struct nn_trainer_backend gpu_backend = {
+	.timings = tg_timings,
 	.zero_grad = tg_zero_grad,
 	.forward_backward = tg_forward_backward,
 	.step = tg_step,
@@ -493,10 +513,11 @@ int nn_trainer_gpu_init(struct nn_trainer *t, struct gpu_device *dev)
 	g->shapes = calloc(m->n_tensors, sizeof(*g->shapes));
 	g->acts = calloc(m->n_tensors, sizeof(*g->acts)), g->dacts = calloc(m->n_tensors, sizeof(*g->dacts));
 	g->t_bytes = calloc(m->n_tensors, sizeof(uint64_t));
+	g->labels = calloc((size_t)(m->n_ops ? m->n_ops : 1) * TG_LABELS_PER_OP, TG_LABEL_LEN);
 	g->par = calloc(m->n_ops ? m->n_ops : 1, sizeof(*g->par));
 	g->conv = calloc(m->n_ops ? m->n_ops : 1, sizeof(*g->conv));
 	int ret = -ENOMEM;
-	if (!g->shapes || !g->acts || !g->dacts || !g->t_bytes || !g->par || !g->conv) {
+	if (!g->shapes || !g->acts || !g->dacts || !g->t_bytes || !g->par || !g->conv || !g->labels) {
 		LOGE("trainer: out of host memory");
 		goto fail;
 	}

@@ -9,6 +9,8 @@
 #include "trainer_internal.h"
 
 #define NO_OFF UINT64_MAX
+#define TG_LABEL_LEN 128
+#define TG_LABELS_PER_OP 10 // dispatch kinds recorded per op (forward + backward: at most 8)
 
 // Offsets in floats into the state buffer (NO_OFF: the op has no such tensor).
 struct nn_tg_param {
@@ -56,6 +58,8 @@ struct nn_tg {
 	float *maps[2 * NN_DETECT_MAX_LEVELS], *dmaps[2 * NN_DETECT_MAX_LEVELS];
 	uint32_t map_tensor[2 * NN_DETECT_MAX_LEVELS], n_maps;
 	struct nn_trainer_timing timing;
+	char *labels; // dispatch labels, TG_LABEL_LEN each, TG_LABELS_PER_OP per op
+	uint32_t label_next;
 };
 
 

@@ -78,6 +78,15 @@ static const struct nn_conv2d_desc cases[] = {
 	{ .n = 2, .c_in = 17, .h_in = 7, .w_in = 5, .c_out = 3, .k_h = 1, .k_w = 1, .stride = 2, .groups = 1 },
 	// 3x3 s2 p0 (taps near the border unused), stride 3
 	{ .n = 1, .c_in = 2, .h_in = 11, .w_in = 10, .c_out = 5, .k_h = 3, .k_w = 3, .stride = 3, .pad = 0, .groups = 1 },
+	// wide rows: several column tiles of every tile set, with the pool (s2 and s1) and without
+	{ .n = 2, .c_in = 3, .h_in = 6, .w_in = 37, .c_out = 4, .k_h = 3, .k_w = 3, .stride = 2, .pad = 1, .groups = 1,
+	  .avgpool_before = true },
+	{ .n = 1, .c_in = 2, .h_in = 5, .w_in = 35, .c_out = 3, .k_h = 3, .k_w = 3, .stride = 1, .pad = 1, .groups = 1,
+	  .avgpool_before = true },
+	// pad 2 > k/2 with stride 2; 1x1 with pad 1; an even 2x2 s2 kernel
+	{ .n = 1, .c_in = 4, .h_in = 7, .w_in = 30, .c_out = 4, .k_h = 3, .k_w = 3, .stride = 2, .pad = 2, .groups = 1 },
+	{ .n = 1, .c_in = 3, .h_in = 5, .w_in = 6, .c_out = 2, .k_h = 1, .k_w = 1, .stride = 1, .pad = 1, .groups = 1 },
+	{ .n = 2, .c_in = 3, .h_in = 8, .w_in = 9, .c_out = 5, .k_h = 2, .k_w = 2, .stride = 2, .pad = 0, .groups = 1 },
 	// mid-size RepNCSP-like conv: 40 -> 36, 3x3, x slice
 	{ .n = 2, .c_in = 40, .h_in = 8, .w_in = 9, .c_out = 36, .k_h = 3, .k_w = 3, .stride = 1, .pad = 1, .groups = 1,
 	  .x_c_total = 80, .x_c_off = 40 },
@@ -301,12 +310,39 @@ static int check_weight(void)
 }
 
 // A long reduction: 8 x 64 x 64 outputs per weight into a 16x3x3x3 tensor (the stem's shape):
-// many chunks, checked against the reference like the others.
+// many chunks, checked against the reference like the others. The chunks alone fix the summation
+// order, so the other device class's tiles give the same bits.
 static int check_weight_long(void)
 {
 	const struct nn_conv2d_desc d = { .n = 8, .c_in = 3, .h_in = 128, .w_in = 128, .c_out = 16, .k_h = 3, .k_w = 3,
 	                                  .stride = 2, .pad = 1, .groups = 1 };
-	return weight_one(&d, 555, false, true);
+	int fail = weight_one(&d, 555, false, true);
+	size_t nx = x_floats(&d), nz = dz_floats(&d), nw = w_floats(&d);
+	float *x = rnd(nx, 555, 1), *dz = rnd(nz, 556, 1), *init = rnd(nw, 557, 1), *b = rnd(16, 558, 1);
+	float *w1 = malloc(nw * 4), *w2 = malloc(nw * 4), *b1 = malloc(64), *b2 = malloc(64);
+	bool cpu = gpu_device_info(g.dev)->type == GPU_DEVICE_TYPE_CPU;
+	int ret = wgrad_run(&d, x, dz, init, b, false, w1, b1);
+	setenv("VKYOLO_CONV_BWD_TILE", cpu ? "gpu" : "cpu", 1);
+	if (!ret)
+		ret = wgrad_run(&d, x, dz, init, b, false, w2, b2);
+	unsetenv("VKYOLO_CONV_BWD_TILE");
+	if (ret || memcmp(w1, w2, nw * 4) || memcmp(b1, b2, 64)) {
+		printf("bwd_weight long: the two tile sets differ (ret %d)\n", ret);
+		fail = 1;
+	}
+	free(x), free(dz), free(init), free(b), free(w1), free(w2), free(b1), free(b2);
+	return fail;
+}
+
+// The same checks with the other device class's register tiles forced (VKYOLO_CONV_BWD_TILE), so
+// both tile sets are tested whatever the device.
+static int check_other_tiles(void)
+{
+	bool cpu = gpu_device_info(g.dev)->type == GPU_DEVICE_TYPE_CPU;
+	setenv("VKYOLO_CONV_BWD_TILE", cpu ? "gpu" : "cpu", 1);
+	int fails = check_data() + check_weight();
+	unsetenv("VKYOLO_CONV_BWD_TILE");
+	return fails;
 }
 
 // ---- timing (printed, not asserted) ---------------------------------------------------------------
@@ -390,6 +426,7 @@ int main(void)
 	TEST_RUN(fails, check_data);
 	TEST_RUN(fails, check_weight);
 	TEST_RUN(fails, check_weight_long);
+	TEST_RUN(fails, check_other_tiles);
 	TEST_RUN(fails, timing);
 	gpu_pool_destroy(&pool);
 	fails += test_gpu_close(&g);

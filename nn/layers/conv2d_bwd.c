@@ -2,6 +2,9 @@
 // the same layout as nn_conv2d_pack), the data gradient (shaders/conv2d_bwd_data.comp, gather form)
 // and the weight/bias gradient as a deterministic split-K (shaders/conv2d_bwd_weight.comp partials
 // per fixed chunk of output rows, then shaders/conv2d_bwd_weight_reduce.comp sums them in order).
+#include <stdlib.h>
+#include <string.h>
+
 #include "layers_train.h"
 
 #define BWD_WG 64
@@ -11,6 +14,17 @@
 #define WGRAD_TARGET_LANES 65536u
 #define WGRAD_MAX_CHUNKS 65535u // the grid's y (Vulkan's guaranteed minimum)
 #define WGRAD_MAX_SCRATCH (32u << 20)
+
+// Register tiles sized for CPU devices (lavapipe: every load costs a loop over the SIMD lanes, so
+// bigger tiles load less per FMA) or for GPUs. VKYOLO_CONV_BWD_TILE=cpu|gpu forces one (tests and
+// benchmarks). The results do not depend on the tiles.
+static bool cpu_tiles(struct gpu_device *dev)
+{
+	const char *e = getenv("VKYOLO_CONV_BWD_TILE");
+	if (e && (!strcmp(e, "cpu") || !strcmp(e, "gpu")))
+		return !strcmp(e, "cpu");
+	return gpu_device_info(dev)->type == GPU_DEVICE_TYPE_CPU;
+}
 
 // Same shape checks as nn_conv2d_record.
 static int check_shape(const struct nn_conv2d_desc *d, const char *what, const char *label)
@@ -88,10 +102,9 @@ int nn_conv2d_bwd_data_record(struct gpu_device *dev, struct gpu_seq *seq, const
 	if (ret)
 		return ret;
 	uint32_t cig = d->c_in / d->groups, avg = d->avgpool_before, s = d->stride;
-	// Tile: CIB input channels x S*PW dx' columns (x 2 rows with the pool). GPUs: 64 accumulators;
-	// CPU devices (every load costs a loop over the SIMD lanes): 256, to load less per FMA. The
-	// result does not depend on the tile.
-	bool cpu = gpu_device_info(dev)->type == GPU_DEVICE_TYPE_CPU;
+	// Tile: CIB input channels x S*PW dx' columns (x 2 rows with the pool): 64 accumulators on
+	// GPUs, 256 on CPU devices.
+	bool cpu = cpu_tiles(dev);
 	uint32_t span = cpu ? 16 : 8, pw = s >= span / 2 ? 2 : span / s, cib = (cpu ? 16 : 8) >> avg;
 	cib = cig < cib ? cig : cib;
 	uint32_t tl = s * (pw - avg); // dx columns per invocation
@@ -118,24 +131,32 @@ struct wgrad_plan {
 	uint32_t ocb, cib, pw, obpg, cbpg, tiles, rows, rpc, chunks, wcount, stride;
 };
 
-static void wgrad_plan(const struct nn_conv2d_desc *d, struct wgrad_plan *pl)
+// OCB x CIB x taps accumulators. GPUs: 8 x 8 for 1x1, 4 x 2 (4 x 3 for 3 input channels) up to
+// 3x3; CPU devices: 16 x 16 for 1x1, 8 x 4 (8 x 3) up to 3x3. Returns the tile count.
+static uint32_t wgrad_tile(const struct nn_conv2d_desc *d, bool cpu, uint32_t *ocb, uint32_t *cib)
 {
 	uint32_t cig = d->c_in / d->groups, cog = d->c_out / d->groups, kk = d->k_h * d->k_w;
-	// OCB x CIB x taps accumulators: 8 x 8 for 1x1, 4 x 2 (4 x 3 for 3 input channels) up to 3x3.
-	pl->ocb = kk == 1 ? 8 : 4;
-	pl->cib = kk == 1 ? 8 : kk <= 9 ? (cig == 3 ? 3 : 2) : 1;
-	pl->ocb = cog < pl->ocb ? cog : pl->ocb;
-	pl->cib = cig < pl->cib ? cig : pl->cib;
-	pl->pw = 4;
+	uint32_t o = (kk == 1 ? 8 : 4) << cpu, c = kk == 1 ? 8 << cpu : kk <= 9 ? (cig == 3 ? 3 : 2 << cpu) : 1;
+	*ocb = cog < o ? cog : o;
+	*cib = cig < c ? cig : c;
+	return d->groups * ((cog + *ocb - 1) / *ocb) * ((cig + *cib - 1) / *cib);
+}
+
+static void wgrad_plan(const struct nn_conv2d_desc *d, bool cpu, struct wgrad_plan *pl)
+{
+	uint32_t cig = d->c_in / d->groups, cog = d->c_out / d->groups, kk = d->k_h * d->k_w;
+	pl->tiles = wgrad_tile(d, cpu, &pl->ocb, &pl->cib);
+	pl->pw = cpu ? 8 : 4;
 	pl->obpg = (cog + pl->ocb - 1) / pl->ocb;
 	pl->cbpg = (cig + pl->cib - 1) / pl->cib;
-	pl->tiles = d->groups * pl->obpg * pl->cbpg;
 	pl->wcount = d->c_out * cig * kk;
 	pl->stride = pl->wcount + d->c_out;
 	pl->rows = d->n * nn_conv2d_out_h(d);
-	// Chunks: enough invocations to fill a GPU, at most one per output row, partials under the cap.
-	// A pure function of d, so every device sums in the same order.
-	uint32_t want = (WGRAD_TARGET_LANES + pl->tiles - 1) / pl->tiles;
+	// Chunks: enough invocations of the GPU tile to fill a GPU, at most one per output row, partials
+	// under the cap. A function of d alone (the chunks fix the summation order), so every device
+	// and tile choice sums in the same order.
+	uint32_t ocb, cib, gpu_tiles = wgrad_tile(d, false, &ocb, &cib);
+	uint32_t want = (WGRAD_TARGET_LANES + gpu_tiles - 1) / gpu_tiles;
 	uint32_t cap = WGRAD_MAX_SCRATCH / 4 / pl->stride;
 	want = want < cap ? want : cap;
 	want = want < pl->rows ? want : pl->rows;
@@ -151,7 +172,7 @@ size_t nn_conv2d_bwd_weight_scratch_bytes(const struct gpu_device_info *info, co
 	if (!d->groups || d->c_in % d->groups || d->c_out % d->groups || !nn_conv2d_out_h(d) || !nn_conv2d_out_w(d))
 		return 0;
 	struct wgrad_plan pl;
-	wgrad_plan(d, &pl);
+	wgrad_plan(d, false, &pl);
 	return (size_t)pl.chunks * pl.stride * sizeof(float);
 }
 
@@ -173,7 +194,7 @@ int nn_conv2d_bwd_weight_record(struct gpu_device *dev, struct gpu_seq *seq, con
 	if (ret)
 		return ret;
 	struct wgrad_plan pl;
-	wgrad_plan(d, &pl);
+	wgrad_plan(d, cpu_tiles(dev), &pl);
 	size_t need = (size_t)pl.chunks * pl.stride * sizeof(float);
 	size_t have = scratch->size ? scratch->size : gpu_buf_size(scratch->buf) - scratch->offset;
 	if (have < need) {

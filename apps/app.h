@@ -18,6 +18,8 @@ int cmd_val(int argc, char **argv);
 int cmd_detect(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_view(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_step(int argc, char **argv);
 
 // Opens the instance and the device chosen by `want` (index, name substring, or NULL for
 // VKYOLO_DEVICE / the best device) and logs which device was chosen. 0 or a negative errno.

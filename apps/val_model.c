@@ -42,7 +42,8 @@ struct val_ctx {
 	struct gpu_instance *inst;
 	struct gpu_device *dev;
 	struct nn_checkpoint *ck;
-	struct nn_model *model;
+	struct nn_model *model;	 // loaded from o->model (NULL with o->net)
+	const struct nn_model *net; // what runs: model or o->net
 	struct nn_runner *runners[RUNNER_CACHE];
 	uint32_t runner_h[RUNNER_CACHE], runner_w[RUNNER_CACHE], runner_next;
 	struct nn_metrics *metrics;
@@ -67,7 +68,7 @@ static int get_runner(struct val_ctx *c, uint32_t h, uint32_t w, struct val_mode
 	st->shapes_created++;
 	LOGD("val: runner for %ux3x%ux%u", c->o->batch, h, w);
 	struct nn_runner_params rp = {.n = c->o->batch, .h = h, .w = w};
-	int rc = nn_runner_create(c->dev, c->model, &rp, &c->runners[k]);
+	int rc = nn_runner_create(c->dev, c->net, &rp, &c->runners[k]);
 	*out = c->runners[k];
 	return rc;
 }
@@ -145,7 +146,7 @@ static int jobs_init(struct val_ctx *c)
 	const struct val_model_opts *o = c->o;
 	for (int k = 0; k < 2; k++) {
 		struct nms_job *j = &c->jobs[k];
-		j->nc = c->model->nc;
+		j->nc = c->net->nc;
 		j->np = (struct nn_nms_params){.conf_thres = o->conf, .iou_thres = o->iou,
 					       .multi_label = true, .max_det = o->max_det};
 		if (!(j->geom = calloc(o->batch, sizeof(*j->geom))) ||
@@ -169,17 +170,8 @@ static void jobs_free(struct val_ctx *c)
 	}
 }
 
-// Forward of one loaded batch into job j's buffer.
-static int forward(struct val_ctx *c, const struct val_slot *s, struct nms_job *j,
-		   struct val_model_stats *st)
+static int pred_reserve(struct nms_job *j, size_t need)
 {
-	struct nn_runner *r = NULL;
-	int rc = get_runner(c, s->h, s->w, st, &r);
-	if (rc)
-		return rc;
-	double t0 = app_now_ms();
-	uint32_t rows = 4 + c->model->nc, anchors = nn_runner_anchors(r);
-	size_t need = (size_t)c->o->batch * rows * anchors;
 	if (need > j->pred_cap) {
 		free(j->pred);
 		j->pred_cap = 0;
@@ -187,8 +179,50 @@ static int forward(struct val_ctx *c, const struct val_slot *s, struct nms_job *
 			return -ENOMEM;
 		j->pred_cap = need;
 	}
-	if ((rc = nn_runner_run(r, s->input)) || (rc = nn_runner_read_output(r, false, j->pred)))
-		return rc;
+	return 0;
+}
+
+// The CPU reference forward of a batch (cpu_reference): pixel / 255, output copied to j->pred.
+static int forward_ref(struct val_ctx *c, const struct val_slot *s, struct nms_job *j, uint32_t *anchors)
+{
+	size_t cnt = (size_t)c->o->batch * 3 * s->h * s->w;
+	float *x = malloc(cnt * sizeof(float));
+	struct nn_ref_outputs out = {0};
+	if (!x)
+		return -ENOMEM;
+	for (size_t k = 0; k < cnt; k++)
+		x[k] = s->input[k] / 255.0f;
+	int rc = nn_model_forward_ref(c->net, c->o->batch, s->h, s->w, x, &out);
+	if (!rc && !(rc = pred_reserve(j, (size_t)c->o->batch * out.rows * out.a))) {
+		memcpy(j->pred, out.output, (size_t)c->o->batch * out.rows * out.a * sizeof(float));
+		*anchors = out.a;
+	}
+	nn_ref_outputs_finish(&out);
+	free(x);
+	return rc;
+}
+
+// Forward of one loaded batch into job j's buffer.
+static int forward(struct val_ctx *c, const struct val_slot *s, struct nms_job *j,
+		   struct val_model_stats *st)
+{
+	struct nn_runner *r = NULL;
+	int rc = 0;
+	uint32_t rows = 4 + c->net->nc, anchors = 0;
+	double t0 = app_now_ms();
+	if (c->o->cpu_reference) {
+		if ((rc = forward_ref(c, s, j, &anchors)))
+			return rc;
+	} else {
+		if ((rc = get_runner(c, s->h, s->w, st, &r)))
+			return rc;
+		t0 = app_now_ms();
+		anchors = nn_runner_anchors(r);
+		if ((rc = pred_reserve(j, (size_t)c->o->batch * rows * anchors)))
+			return rc;
+		if ((rc = nn_runner_run(r, s->input)) || (rc = nn_runner_read_output(r, false, j->pred)))
+			return rc;
+	}
 	double ms = app_now_ms() - t0;
 	st->ms_inf += ms;
 	st->last_n = c->o->batch, st->last_h = s->h, st->last_w = s->w;
@@ -240,14 +274,15 @@ int val_model_run(const struct val_model_opts *o, const struct nn_dataset *ds,
 	struct nn_val_plan *plan = NULL;
 	memset(st, 0, sizeof(*st));
 	double t0 = app_now_ms();
-	int rc = app_model_load(o->model, true, &c.ck, &c.model);
-	if (!rc && c.model->nc != (uint32_t)ds->nc) { // val.py asserts the same
+	int rc = o->net ? 0 : app_model_load(o->model, true, &c.ck, &c.model);
+	c.net = o->net ? o->net : c.model;
+	if (!rc && c.net->nc != (uint32_t)ds->nc) { // val.py asserts the same
 		LOGE("val: %s has %u classes but %s has %d: trained on another dataset?", o->model,
-		     c.model->nc, ds->yaml_path, ds->nc);
+		     c.net->nc, ds->yaml_path, ds->nc);
 		rc = -EINVAL;
 	}
 	if (!rc) { // rectangular batches in multiples of the model's largest stride
-		uint32_t stride = (uint32_t)c.model->stride[c.model->nl - 1];
+		uint32_t stride = (uint32_t)c.net->stride[c.net->nl - 1];
 		rc = nn_val_plan_create(sp, o->imgsz, o->batch, stride ? stride : 32, 0.5, &plan);
 	}
 	if (!rc)
@@ -256,7 +291,9 @@ int val_model_run(const struct val_model_opts *o, const struct nn_dataset *ds,
 		rc = nn_coco_json_create(o->coco91, &c.json);
 	if (!rc && o->dump_dir)
 		rc = nn_mkdir_p(o->dump_dir);
-	if (!rc)
+	if (!rc && o->dev)
+		c.dev = o->dev;
+	else if (!rc && !o->cpu_reference)
 		rc = app_open_device(o->device, &c.inst, &c.dev);
 	if (!rc)
 		rc = run_batches(&c, sp, plan, st);
@@ -280,6 +317,7 @@ int val_model_run(const struct val_model_opts *o, const struct nn_dataset *ds,
 	nn_val_plan_destroy(&plan);
 	nn_model_destroy(&c.model);
 	nn_checkpoint_destroy(&c.ck);
-	app_close_device(&c.inst, &c.dev);
+	if (c.inst)
+		app_close_device(&c.inst, &c.dev);
 	return rc;
 }

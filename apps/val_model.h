@@ -7,6 +7,8 @@
 struct nn_dataset;
 struct nn_dataset_split;
 struct nn_metrics_result;
+struct nn_model;
+struct gpu_device;
 
 struct val_model_opts {
 	const char *model, *device;
@@ -20,6 +22,12 @@ struct val_model_opts {
 	// Debugging/testing aid: write DIR/batch_<b>.safetensors per batch with the exact network
 	// input (input_u8 [batch, 3, h, w], short batches padded) and output ([batch, 4 + nc, A]).
 	const char *dump_dir;
+	// `vkyolo train`: a built model to run instead of loading `model` (borrowed; `model` then only
+	// names it in messages), the device to run it on (borrowed; NULL opens `device`), or the CPU
+	// reference forward (nn_model_forward_ref) instead of the GPU.
+	const struct nn_model *net;
+	struct gpu_device *dev;
+	bool cpu_reference;
 };
 
 struct val_model_stats {

@@ -16,6 +16,8 @@ static const struct subcommand subcommands[] = {
 	{ "devices", cmd_devices, "list Vulkan devices and their capabilities" },
 	{ "val", cmd_val, "evaluate detections on a dataset (mAP50, mAP50-95, per class)" },
 	{ "view", cmd_view, "live detection on a webcam, video or slideshow (SDL2 window or --headless)" },
+	{ "step", cmd_step, "N official training steps on one batch (the check of the training core)" },
+	{ "train", cmd_train, "train a model on a dataset (official recipe; GPU, or --cpu reference)" },
 	{ "convert", cmd_convert, "convert a .pt checkpoint to safetensors (--deploy: drop the PGI branch)" },
 };
 

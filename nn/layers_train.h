@@ -102,7 +102,8 @@ int nn_sumsq_record(struct gpu_device *dev, struct gpu_seq *seq, uint64_t count,
 // g' = g * clip, clip = max_norm / (sqrt(sumsq[0]) + 1e-6) when max_norm > 0 and sqrt(sumsq[0]) >
 // max_norm, else 1 (sumsq: the buffer nn_sumsq_record wrote, read on the GPU: no host round trip);
 // d = g' + weight_decay * p; buf = first ? d : momentum * buf + d; p -= lr * (nesterov ? d + momentum * buf : buf).
-// g is left unchanged. Reference: nn_model_grads_clip_ref + nn_sgd_step_ref.
+// g is left unchanged. Reference: nn_model_grads_clip_ref + nn_sgd_step_ref. sumsq may be NULL when
+// max_norm <= 0 (no clipping). Shader: sgd_f32.comp; nesterov and first are specialization constants.
 struct nn_sgd_record_params {
 	float lr, momentum, weight_decay, max_norm;
 	bool nesterov, first;
@@ -110,6 +111,7 @@ struct nn_sgd_record_params {
 int nn_sgd_record(struct gpu_device *dev, struct gpu_seq *seq, uint64_t count, const struct nn_sgd_record_params *p,
                   const struct gpu_binding *sumsq, const struct gpu_binding *param, const struct gpu_binding *grad,
                   const struct gpu_binding *buf, const char *label);
-// ema = decay * ema + (1 - decay) * cur over count floats.
-int nn_ema_record(struct gpu_device *dev, struct gpu_seq *seq, uint64_t count, float decay,
+// ema = decay * ema + (1 - decay) * cur over count floats, in torch's fp32 order (nn_ema_update_ref;
+// decay: nn_ema_decay(updates) of optim_ref.h).
+int nn_ema_record(struct gpu_device *dev, struct gpu_seq *seq, uint64_t count, double decay,
                   const struct gpu_binding *ema, const struct gpu_binding *cur, const char *label);

@@ -132,6 +132,11 @@ struct nn_model_params {
 int nn_model_create(const struct nn_value *arch, const struct nn_tensor_map *state,
                     const struct nn_model_params *p, struct nn_model **out);
 void nn_model_destroy(struct nn_model **m);
+// A deep copy of m (graph, names, weights, BN statistics): training keeps its own copies. -ENOMEM.
+int nn_model_clone(const struct nn_model *m, struct nn_model **out);
+// Copies the weights and BN statistics of src into dst (w, b, bn.*). -EINVAL (logged) when the
+// two do not have the same op structure (count, kinds, shapes, which parameters exist).
+int nn_model_copy_weights(struct nn_model *dst, const struct nn_model *src);
 
 struct nn_shape {
 	uint32_t c, h, w;

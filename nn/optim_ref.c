@@ -120,3 +120,63 @@ int nn_sgd_step_ref(struct nn_sgd *s, struct nn_model *m, const struct nn_model_
 	s->started = true;
 	return 0;
 }
+
+struct nn_model_grads *nn_sgd_buffers(struct nn_sgd *s, bool *started)
+{
+	if (started)
+		*started = s->started;
+	return s->buf;
+}
+
+void nn_sgd_set_started(struct nn_sgd *s, bool started)
+{
+	s->started = started;
+}
+
+int nn_sgd_step_groups_ref(struct nn_sgd *s, struct nn_model *m, const struct nn_model_grads *g,
+                           const struct nn_sgd_params *p, const float lr[3])
+{
+	if (s->buf->n_ops != m->n_ops || g->n_ops != m->n_ops) {
+		LOGE("sgd step: optimizer state or gradients belong to another model");
+		return -EINVAL;
+	}
+	// one context per group: biases (no decay), conv weights (decay), BN weights (no decay)
+	struct nn_sgd_params gp[3] = {*p, *p, *p};
+	struct step_ctx c[3];
+	for (int k = 0; k < 3; k++) {
+		gp[k].lr = lr[k];
+		gp[k].weight_decay = k == 1 ? p->weight_decay : 0.0f;
+		c[k] = (struct step_ctx){&gp[k], !s->started};
+	}
+	struct nn_model_grads *buf = s->buf;
+	for (uint32_t i = 0; i < m->n_ops; i++) {
+		struct nn_op *op = &m->ops[i];
+		if (op->kind != NN_OP_CONV)
+			continue;
+		size_t nw = (size_t)op->y.c * (op->x.c / op->groups) * op->k * op->k;
+		sgd_update(op->w, g->w[i], buf->w[i], nw, true, &c[1]);
+		if (op->b)
+			sgd_update(op->b, g->b[i], buf->b[i], op->y.c, false, &c[0]);
+		if (op->bn.gamma) {
+			sgd_update(op->bn.gamma, g->gamma[i], buf->gamma[i], op->y.c, false, &c[2]);
+			sgd_update(op->bn.beta, g->beta[i], buf->beta[i], op->y.c, false, &c[0]);
+		}
+	}
+	s->started = true;
+	return 0;
+}
+
+double nn_ema_decay(uint64_t updates)
+{
+	return 0.9999 * (1.0 - exp(-(double)updates / 2000.0));
+}
+
+void nn_ema_update_ref(float *ema, const float *cur, size_t count, double decay)
+{
+	float d = (float)decay, omd = (float)(1.0 - decay);
+	for (size_t k = 0; k < count; k++) {
+		float a = ema[k] * d; // separate statements: no contraction into an FMA
+		float b = omd * cur[k];
+		ema[k] = a + b;
+	}
+}

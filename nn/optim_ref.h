@@ -27,3 +27,21 @@ double nn_model_grads_clip_ref(struct nn_model_grads *g, const struct nn_model *
 // p -= lr * (d + momentum * buf) with nesterov, else lr * buf. -EINVAL when s belongs to another model.
 int nn_sgd_step_ref(struct nn_sgd *s, struct nn_model *m, const struct nn_model_grads *g,
                     const struct nn_sgd_params *p);
+
+// nn_sgd_step_ref with one learning rate per official parameter group: lr[0] for every bias (conv
+// biases and BatchNorm betas), lr[1] for conv weights (the only group with weight decay), lr[2] for
+// BatchNorm weights (the order of enum nn_param_group, trainer.h). p->lr is ignored. -EINVAL as above.
+int nn_sgd_step_groups_ref(struct nn_sgd *s, struct nn_model *m, const struct nn_model_grads *g,
+                           const struct nn_sgd_params *p, const float lr[3]);
+// The momentum buffers (layout of nn_model_grads) and whether a step has filled them yet (before the
+// first step they hold zeros and the next step sets buf = d). Resume writes the buffers back and then
+// calls nn_sgd_set_started(s, true); false makes the next step start over (buf = d).
+struct nn_model_grads *nn_sgd_buffers(struct nn_sgd *s, bool *started);
+void nn_sgd_set_started(struct nn_sgd *s, bool started);
+// The official ModelEMA decay ramp: d = 0.9999 * (1 - exp(-updates / 2000)), where `updates` counts
+// the EMA updates including the current one (ModelEMA increments it before computing d: the first
+// update uses updates = 1).
+double nn_ema_decay(uint64_t updates);
+// ema = d * ema + (1 - d) * cur over count floats, rounded as torch does in fp32: `v *= d` then
+// `v += (1 - d) * model` with d and 1 - d each rounded once to float.
+void nn_ema_update_ref(float *ema, const float *cur, size_t count, double decay);

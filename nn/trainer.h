@@ -85,7 +85,8 @@ enum nn_trainer_state {
 // have the structure of the trainer's model (e.g. the same model, or one created from the same
 // description and class count). -EINVAL when it does not match.
 int nn_trainer_read_state(struct nn_trainer *t, enum nn_trainer_state which, struct nn_model *dst);
-// Replaces the chosen weights and BN statistics by src's (same structure). Used to resume.
+// Replaces the chosen weights and BN statistics by src's (same structure). Loading CURRENT also forgets
+// the momentum (the next step sets buf = d): to resume, load_state first, then import_momentum.
 int nn_trainer_load_state(struct nn_trainer *t, enum nn_trainer_state which, const struct nn_model *src);
 
 // The accumulated gradients under official names (nn_model_grads_export's names), prefixed.
@@ -102,3 +103,13 @@ struct nn_trainer_timing {
 	uint64_t device_bytes, device_peak_bytes;
 };
 void nn_trainer_timing(const struct nn_trainer *t, struct nn_trainer_timing *out);
+
+// Per-dispatch GPU times of the last forward_backward of a trainer created with timestamps, per phase;
+// labels are "<op name>/<kernel>" (e.g. "model.2.cv1/wgrad"). *count = 0 for the CPU reference.
+enum nn_trainer_phase {
+	NN_TRAINER_PHASE_FORWARD,
+	NN_TRAINER_PHASE_LOSS,
+	NN_TRAINER_PHASE_BACKWARD,
+};
+int nn_trainer_timings(struct nn_trainer *t, enum nn_trainer_phase phase, struct gpu_timing *out, uint32_t cap,
+                       uint32_t *count);

@@ -15,6 +15,8 @@ struct nn_trainer_backend {
 	int (*export_momentum)(struct nn_trainer *t, const char *prefix, struct nn_tensor_map *out);
 	int (*import_momentum)(struct nn_trainer *t, const char *prefix, const struct nn_tensor_map *in);
 	void (*timing)(const struct nn_trainer *t, struct nn_trainer_timing *out);
+	int (*timings)(struct nn_trainer *t, enum nn_trainer_phase phase, struct gpu_timing *out, uint32_t cap,
+	               uint32_t *count); // NULL: none
 	void (*destroy)(struct nn_trainer *t); // frees impl only
 };
 

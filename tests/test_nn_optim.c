@@ -143,6 +143,37 @@ static int check_clip(struct nn_model *m)
 	return ok ? 0 : 1;
 }
 
+// The EMA ramp against the official formula as Python evaluates it (0.9999 * (1 - math.exp(-u / 2000)),
+// values printed by CPython: the same libm exp, so a few ulp at most) and against the mathematically
+// equal 0.9999 * -expm1(-u / 2000) (1 - exp(-u/2000) cancels ~11 bits at u = 1: 1e-12 relative);
+// then one EMA update against a double blend (two fp32 products and one fp32 add: 1e-6 relative).
+static int check_ema(void)
+{
+	const struct {
+		uint64_t updates;
+		double want;
+	} cases[] = { { 1, 0.000499825033328626 }, { 2000, 0.6320573467726748 }, { 100000, 0.9999 } };
+	int fails = 0;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		double got = nn_ema_decay(cases[i].updates), alt = 0.9999 * -expm1(-(double)cases[i].updates / 2000.0);
+		bool ok = fabs(got - cases[i].want) <= 1e-15 * cases[i].want && fabs(got - alt) <= 1e-12 * alt;
+		printf("%s ema decay(%llu) = %.17g (want %.17g)\n", ok ? "ok  " : "FAIL",
+		       (unsigned long long)cases[i].updates, got, cases[i].want);
+		fails += !ok;
+	}
+	float ema[64], cur[64], orig[64];
+	double d = nn_ema_decay(2000), worst = 0.0;
+	for (int k = 0; k < 64; k++)
+		orig[k] = ema[k] = frand() * 3.0f, cur[k] = frand();
+	nn_ema_update_ref(ema, cur, 64, d);
+	for (int k = 0; k < 64; k++) {
+		double want = d * orig[k] + (1.0 - d) * cur[k];
+		worst = fmax(worst, fabs(ema[k] - want) - (1e-7 + 1e-6 * fabs(want)));
+	}
+	printf("%s ema update: 64 floats vs double blend, worst excess %.3g\n", worst <= 0.0 ? "ok  " : "FAIL", worst);
+	return fails + (worst > 0.0);
+}
+
 int main(void)
 {
 	gpu_log_init(GPU_LOG_WARN, NULL, NULL);
@@ -153,7 +184,7 @@ int main(void)
 		printf("FAIL building the tiny model\n");
 		return 1;
 	}
-	int fails = check_sgd(m) + check_clip(m);
+	int fails = check_sgd(m) + check_clip(m) + check_ema();
 	nn_model_destroy(&m);
 	nn_value_destroy(&arch);
 	printf(fails ? "FAILED\n" : "all passed\n");

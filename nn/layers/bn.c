@@ -1,0 +1,200 @@
+// Records the BatchNorm training kernels (layers_train.h): batch statistics, the normalise +
+// activation (+ residual) forward, the running-statistics update and the backward through the
+// batch statistics (three passes: partial channel sums, their fixed-order total, the element-wise dz).
+// Every reduction has a fixed order, so a run repeats bit for bit on one device.
+#include "dispatch.h"
+#include "layers_train.h"
+
+#define BN_EW_WG 256    // element-wise passes
+#define BN_RED_WG 256   // bn_act_bwd_reduce
+#define BN_RED_ITEMS 16 // elements per invocation of one reduce workgroup's chunk
+#define BN_RED_CHUNK (BN_RED_WG * BN_RED_ITEMS)
+#define BN_CH_WG 64     // one invocation per channel
+
+static struct gpu_binding rd(const struct gpu_binding *b)
+{
+	struct gpu_binding o = *b;
+	o.write = false;
+	return o;
+}
+
+static struct gpu_binding wr(const struct gpu_binding *b)
+{
+	struct gpu_binding o = *b;
+	o.write = true;
+	return o;
+}
+
+static const char *lbl(const char *label)
+{
+	return label ? label : "";
+}
+
+// Largest power of two <= min(cap, the device's workgroup limits and its shared memory for
+// `shared_per_inv` bytes per invocation).
+static uint32_t pow2_wg(const struct gpu_device *dev, uint32_t cap, uint32_t shared_per_inv)
+{
+	const struct gpu_device_info *info = gpu_device_info(dev);
+	uint32_t lim = cap;
+	if (info->max_workgroup_invocations < lim)
+		lim = info->max_workgroup_invocations;
+	if (info->max_workgroup_size[0] < lim)
+		lim = info->max_workgroup_size[0];
+	if (shared_per_inv && info->max_shared_memory / shared_per_inv < lim)
+		lim = info->max_shared_memory / shared_per_inv;
+	uint32_t wg = 1;
+	while (wg * 2 <= lim)
+		wg *= 2;
+	return wg;
+}
+
+int nn_bn_stats_record(struct gpu_device *dev, struct gpu_seq *seq, const struct nn_bn_desc *d,
+                       const struct gpu_binding *z, const struct gpu_binding *mean, const struct gpu_binding *var,
+                       const char *label)
+{
+	uint64_t total = (uint64_t)d->n * d->c * d->h * d->w;
+	if (!total || total > UINT32_MAX || d->c > gpu_device_info(dev)->max_workgroup_count[0]) {
+		LOGE("bn_stats %s: bad shape n %u c %u %ux%u", lbl(label), d->n, d->c, d->h, d->w);
+		return -EINVAL;
+	}
+	struct {
+		uint32_t n, c, hw;
+	} p = { d->n, d->c, d->h * d->w };
+	struct gpu_binding b[3] = { rd(z), wr(mean), wr(var) };
+	struct gpu_kernel_params kp = { .id = GPU_KERNEL_BN_STATS, .binding_count = 3, .push_size = sizeof(p),
+	                                .spec_count = 1, .spec = { pow2_wg(dev, 1024, 12) } };
+	return nn_dispatch(dev, seq, &kp, b, &p, (uint32_t[3]){ d->c, 1, 1 }, label);
+}
+
+// Push block of bn_act_fwd.comp; the first eight words of bn_act_bwd.glsl's.
+struct bn_push {
+	uint32_t count, c, hw, y_c_total, y_c_off, r_c_total, r_c_off;
+	float eps;
+	uint32_t chunk;
+	float inv_m;
+	uint32_t stats_off;
+};
+
+// Fills the shape part of the push block from the conv op d; -EINVAL (logged) when a slice does not fit.
+static int bn_push_init(const struct nn_conv2d_desc *d, float eps, bool has_res, const char *what,
+                        const char *label, struct bn_push *p)
+{
+	uint64_t hw = (uint64_t)nn_conv2d_out_h(d) * nn_conv2d_out_w(d), count = (uint64_t)d->n * d->c_out * hw;
+	uint32_t yct = d->y_c_total ? d->y_c_total : d->c_out, rct = d->r_c_total ? d->r_c_total : d->c_out;
+	if (!count || (uint64_t)d->n * (yct > rct ? yct : rct) * hw > UINT32_MAX || d->y_c_off + d->c_out > yct ||
+	    (has_res && d->r_c_off + d->c_out > rct)) {
+		LOGE("%s %s: bad shape n %u c_out %u out %llu px, y slice %u+%u of %u, r slice %u+%u of %u", what,
+		     lbl(label), d->n, d->c_out, (unsigned long long)hw, d->y_c_off, d->c_out, yct, d->r_c_off, d->c_out,
+		     rct);
+		return -EINVAL;
+	}
+	*p = (struct bn_push){ .count = (uint32_t)count, .c = d->c_out, .hw = (uint32_t)hw, .y_c_total = yct,
+	                       .y_c_off = d->y_c_off, .r_c_total = rct, .r_c_off = d->r_c_off, .eps = eps,
+	                       .inv_m = 1.0f / (float)((uint64_t)d->n * hw) };
+	return 0;
+}
+
+int nn_bn_act_record(struct gpu_device *dev, struct gpu_seq *seq, const struct nn_conv2d_desc *d, float eps,
+                     const struct gpu_binding *z, const struct gpu_binding *gamma, const struct gpu_binding *beta,
+                     const struct gpu_binding *mean, const struct gpu_binding *var, const struct gpu_binding *r,
+                     const struct gpu_binding *y, const char *label)
+{
+	struct bn_push p;
+	int ret = bn_push_init(d, eps, r != NULL, "bn_act", label, &p);
+	if (ret)
+		return ret;
+	uint32_t res = r ? (d->res_before_act ? 1 : 2) : 0;
+	struct gpu_binding b[7] = { rd(z), rd(gamma), rd(beta), rd(mean), rd(var), rd(r ? r : z), wr(y) };
+	struct gpu_kernel_params kp = { .id = GPU_KERNEL_BN_ACT_FWD, .binding_count = 7, .push_size = 32,
+	                                .spec_count = 3, .spec = { BN_EW_WG, (uint32_t)d->act, res } };
+	uint32_t groups[3];
+	nn_grid_1d(dev, p.count, BN_EW_WG, groups);
+	return nn_dispatch(dev, seq, &kp, b, &p, groups, label);
+}
+
+int nn_bn_running_update_record(struct gpu_device *dev, struct gpu_seq *seq, const struct nn_bn_desc *d,
+                                float momentum, const struct gpu_binding *mean, const struct gpu_binding *var,
+                                const struct gpu_binding *running_mean, const struct gpu_binding *running_var,
+                                const char *label)
+{
+	double m = (double)d->n * d->h * d->w;
+	if (!d->c || m < 1) {
+		LOGE("bn_running_update %s: bad shape n %u c %u %ux%u", lbl(label), d->n, d->c, d->h, d->w);
+		return -EINVAL;
+	}
+	struct {
+		uint32_t c;
+		float momentum, unbias;
+	} p = { d->c, momentum, (float)(m > 1 ? m / (m - 1) : 1.0) };
+	struct gpu_binding b[4] = { rd(mean), rd(var), wr(running_mean), wr(running_var) };
+	struct gpu_kernel_params kp = { .id = GPU_KERNEL_BN_RUNNING_UPDATE, .binding_count = 4,
+	                                .push_size = sizeof(p), .spec_count = 1, .spec = { BN_CH_WG } };
+	return nn_dispatch(dev, seq, &kp, b, &p, (uint32_t[3]){ (d->c + BN_CH_WG - 1) / BN_CH_WG, 1, 1 }, label);
+}
+
+// Partial (S1, S2) pairs per channel of the backward's reduce pass: n planes x chunks per plane.
+static uint64_t bwd_parts(const struct nn_conv2d_desc *d)
+{
+	uint64_t hw = (uint64_t)nn_conv2d_out_h(d) * nn_conv2d_out_w(d);
+	return (uint64_t)d->n * ((hw + BN_RED_CHUNK - 1) / BN_RED_CHUNK);
+}
+
+size_t nn_bn_act_bwd_scratch_bytes(const struct gpu_device_info *info, const struct nn_conv2d_desc *d)
+{
+	(void)info;
+	return (size_t)(bwd_parts(d) + 1) * d->c_out * 2 * sizeof(float);
+}
+
+int nn_bn_act_bwd_record(struct gpu_device *dev, struct gpu_seq *seq, const struct nn_conv2d_desc *d, float eps,
+                         const struct gpu_binding *z, const struct gpu_binding *gamma, const struct gpu_binding *beta,
+                         const struct gpu_binding *mean, const struct gpu_binding *var, const struct gpu_binding *r,
+                         const struct gpu_binding *dy, const struct gpu_binding *scratch, const struct gpu_binding *dz,
+                         const struct gpu_binding *dgamma, const struct gpu_binding *dbeta,
+                         const struct gpu_binding *dr, bool accumulate, const char *label)
+{
+	bool has_res = r || dr;
+	struct bn_push p;
+	int ret = bn_push_init(d, eps, has_res, "bn_act_bwd", label, &p);
+	if (ret)
+		return ret;
+	size_t need = nn_bn_act_bwd_scratch_bytes(gpu_device_info(dev), d);
+	size_t have = scratch->size ? scratch->size : gpu_buf_size(scratch->buf) - scratch->offset;
+	if (have < need) {
+		LOGE("bn_act_bwd %s: scratch has %zu bytes, needs %zu", lbl(label), have, need);
+		return -EINVAL;
+	}
+	if (has_res && d->res_before_act && d->act != NN_ACT_NONE && !r) {
+		LOGE("bn_act_bwd %s: the residual r is needed to recompute the activation's input", lbl(label));
+		return -EINVAL;
+	}
+	uint32_t gx = (p.hw + BN_RED_CHUNK - 1) / BN_RED_CHUNK, parts = (uint32_t)bwd_parts(d);
+	p.chunk = BN_RED_CHUNK;
+	p.stats_off = parts * d->c_out * 2;
+	uint32_t res = has_res ? (d->res_before_act ? 1 : 2) : 0;
+	const struct gpu_binding *rr = r ? r : z;
+	struct gpu_binding b[10] = { rd(z), rd(gamma), rd(beta), rd(mean), rd(var), rd(rr), rd(dy), wr(scratch) };
+	struct gpu_kernel_params kp = { .id = GPU_KERNEL_BN_ACT_BWD_REDUCE, .binding_count = 8, .push_size = sizeof(p),
+	                                .spec_count = 3, .spec = { BN_RED_WG, (uint32_t)d->act, res } };
+	ret = nn_dispatch(dev, seq, &kp, b, &p, (uint32_t[3]){ gx, d->n, d->c_out }, label);
+	if (ret)
+		return ret;
+
+	struct gpu_binding bf[3] = { wr(scratch), wr(dgamma), wr(dbeta) };
+	struct {
+		uint32_t c, parts, stats_off;
+	} pf = { d->c_out, parts, p.stats_off };
+	struct gpu_kernel_params kf = { .id = GPU_KERNEL_BN_ACT_BWD_FINALIZE, .binding_count = 3,
+	                                .push_size = sizeof(pf), .spec_count = 2, .spec = { BN_CH_WG, accumulate } };
+	ret = nn_dispatch(dev, seq, &kf, bf, &pf, (uint32_t[3]){ (d->c_out + BN_CH_WG - 1) / BN_CH_WG, 1, 1 }, label);
+	if (ret)
+		return ret;
+
+	b[7] = rd(scratch);
+	b[8] = wr(dz);
+	b[9] = dr ? wr(dr) : rd(z);
+	struct gpu_kernel_params kd = { .id = GPU_KERNEL_BN_ACT_BWD_DZ, .binding_count = 10, .push_size = sizeof(p),
+	                                .spec_count = 4, .spec = { BN_EW_WG, (uint32_t)d->act, res, dr != NULL } };
+	uint32_t groups[3];
+	nn_grid_1d(dev, p.count, BN_EW_WG, groups);
+	return nn_dispatch(dev, seq, &kd, b, &p, groups, label);
+}

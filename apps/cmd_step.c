@@ -64,7 +64,8 @@ static int load_batch(const char *path, struct step_batch *b)
 	return 0;
 }
 
-// Adds every parameter (param.*) and BN buffer (buffer.*) of m, official names.
+// Adds every parameter (param.*, the fixed DFL bins included, as the official named_parameters) and
+// BN buffer (buffer.*) of m, official names.
 static int export_params(const struct nn_model *m, struct nn_tensor_map *out)
 {
 	struct nn_tensor_map *all = NULL;
@@ -75,8 +76,6 @@ static int export_params(const struct nn_model *m, struct nn_tensor_map *out)
 		const struct nn_tensor *t = &all->items[i];
 		const char *name = t->name;
 		bool buffer = strstr(name, ".running_mean") || strstr(name, ".running_var");
-		if (strstr(name, ".dfl.") || strstr(name, ".dfl2.")) // fixed DFL weights: not parameters
-			continue;
 		char full[320];
 		snprintf(full, sizeof(full), "%s%s", buffer ? "buffer." : "param.", name);
 		ret = nn_tensor_map_add(out, full, t->dtype, t->ndim, t->shape, t->data);

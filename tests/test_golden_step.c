@@ -27,9 +27,20 @@
 // BN buffers after one forward: 0.97 * old + 0.03 * batch statistic.
 #define BUF_RTOL 1e-5
 #define BUF_ATOL 1e-6
-// Curve: 20 steps of SGD amplify the per-step differences; the oracle's own loss moves by ~30%.
-#define CURVE_LOSS_RTOL 1e-3
-#define CURVE_PARAM_RTOL 1e-3
+// Curve: the run is chaotic (see tests/test_nn_train_curve.c, measured on the CPU reference): its
+// top-k assignment and max-pool arg-maxes are discrete, so a 1e-3 relative change of one update moves
+// the next loss by ~1e-3 and its gradient norm by ~15%, and a few steps decorrelate the parameter
+// changes. Only the start is comparable tightly: step 1 (forward, loss, backward, clipping norm) and
+// step 2's loss, which checks the update (lr, Nesterov, decay groups, clipping: without Nesterov the
+// step-2 loss is off by 8e-3, with half the lr by 2.5e-3). Later steps and the final state are
+// bounded loosely (a diverging or inert optimizer breaks those bounds). Measured on lavapipe: step 1
+// 1.1e-6, step 2 4.8e-4, later worst 3.6e-2 (step 18), parameters 2.5e-2 overall; the CPU reference:
+// 3e-6, 1.3e-4, 4.9e-2, 2.4e-2.
+#define CURVE_STEP1_LOSS_RTOL 1e-4
+#define CURVE_STEP1_NORM_RTOL 1e-3
+#define CURVE_STEP2_LOSS_RTOL 1e-3
+#define CURVE_LATE_LOSS_RTOL 1e-1
+#define CURVE_PARAM_GLOBAL_RTOL 5e-2
 
 static const char *exe;
 static char tmp[] = "/tmp/vkyolo-step-XXXXXX";
@@ -191,17 +202,25 @@ static int check_curve(void)
 	const struct nn_tensor *rn = need(ref, "grad_norm_before_clip"), *gn = need(got, "grad_norm");
 	CHECK(rl && gl && rn && gn && nn_tensor_numel(gl) == 20 && nn_tensor_numel(rl) == 20);
 	int fails = 0;
-	double worst = 0;
+	double worst_late = 0;
 	for (int s = 0; s < 20; s++) {
 		double a = nn_tensor_get_f32(gl, s), b = nn_tensor_get_f32(rl, s);
 		double rel = fabs(a - b) / fabs(b);
-		worst = fmax(worst, rel);
-		printf("  step %2d: loss %.6f (oracle %.6f, rel %.2g), grad norm %.5g (oracle %.5g)\n", s + 1, a, b, rel,
-		       nn_tensor_get_f32(gn, s), nn_tensor_get_f32(rn, s));
-		fails += rel > CURVE_LOSS_RTOL;
+		double tol = s == 0 ? CURVE_STEP1_LOSS_RTOL : s == 1 ? CURVE_STEP2_LOSS_RTOL : CURVE_LATE_LOSS_RTOL;
+		printf("  %s step %2d: loss %.6f (oracle %.6f, rel %.2g, tol %.0e), grad norm %.5g (oracle %.5g)\n",
+		       rel <= tol ? "ok  " : "FAIL", s + 1, a, b, rel, tol, nn_tensor_get_f32(gn, s), nn_tensor_get_f32(rn, s));
+		fails += rel > tol;
+		if (s > 1)
+			worst_late = fmax(worst_late, rel);
 	}
-	printf("%s loss curve: worst step rel %.3g (tol %.0e)\n", fails ? "FAIL" : "ok  ", worst, CURVE_LOSS_RTOL);
-	fails += compare_set("parameters after 20 steps", ref, "param.", got, "param.", CURVE_PARAM_RTOL, CURVE_PARAM_RTOL, 0);
+	double n0 = nn_tensor_get_f32(gn, 0), r0 = nn_tensor_get_f32(rn, 0);
+	bool nok = fabs(n0 - r0) <= CURVE_STEP1_NORM_RTOL * fabs(r0);
+	printf("%s step 1 gradient norm before clipping: %.6g (oracle %.6g)\n", nok ? "ok  " : "FAIL", n0, r0);
+	fails += !nok;
+	printf("%s loss curve: steps 3-20 worst rel %.3g (tol %.0e)\n", fails ? "FAIL" : "ok  ", worst_late,
+	       CURVE_LATE_LOSS_RTOL);
+	// per tensor: no bound (BN biases start at 0: their changes decorrelate); all together: bounded
+	fails += compare_set("parameters after 20 steps", ref, "param.", got, "param.", INFINITY, CURVE_PARAM_GLOBAL_RTOL, 0);
 	nn_tensor_map_destroy(&ref);
 	nn_tensor_map_destroy(&got);
 	test_remove(tmp, "curve.safetensors");

@@ -6,7 +6,8 @@
 #include "layers_train.h"
 
 #define BN_WG 64          // every pass: no shared memory, so the size only groups invocations
-#define BN_EW_CHUNK 16    // element-wise passes: elements of one plane per invocation
+#define BN_EW_CHUNK 64    // element-wise passes: elements of one plane per invocation (amortises the
+                          // per-channel loads: 64 rather than 16 measured ~10% faster on lavapipe)
 #define BN_RED_CHUNK 256  // reductions: the least elements of one plane per invocation
 #define BN_RED_PARTS 128  // reductions: the most chunks per plane (bounds the merge passes' serial loop)
 

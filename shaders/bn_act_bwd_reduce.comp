@@ -1,8 +1,8 @@
 #version 450
 // BN + activation backward, pass 1 of 3: per-channel partial sums S1 = sum du and S2 = sum du * xhat
 // over one chunk of one plane (du = dy * act'(u), u recomputed from z, the batch statistics, gamma,
-// beta and r). One invocation per chunk, summing its elements in order, 4 at a time (no shared memory,
-// no barriers; deterministic).
+// beta and r). One invocation per chunk, summing its elements in order into four interleaved sums
+// (no shared memory, no barriers; deterministic).
 // Bindings: 0 z dense [n, c, h, w], 1 gamma, 2 beta, 3 mean, 4 var [c], 5 r (residual slice; any
 // buffer unless RES == before and ACT != none), 6 dy (y slice) (all read; z, r, dy aliased as vec4
 // when VEC4), 7 scratch (write: pair (ch * n + b) * cpp + j of (S1, S2) for chunk j of plane (b, ch)).
@@ -26,11 +26,13 @@ void main()
 		return;
 	bn_chunk k = bn_chunk_of(i);
 	bn_chan q = bn_chan_of(k.ch);
-	vec2 acc = vec2(0.0);
+	vec4 s1 = vec4(0.0), s2 = vec4(0.0); // four interleaved running sums each (shorter chains)
 	for (uint p = k.p0; p < k.p1; p += 4) {
 		vec4 g, xhat, du;
 		bn_act_grad4(q, k.b, k.ch, p, k.p1 - p, g, xhat, du);
-		acc += vec2((du.x + du.y) + (du.z + du.w), dot(du, xhat));
+		s1 += du;
+		s2 += du * xhat;
 	}
+	vec2 acc = vec2((s1.x + s1.y) + (s1.z + s1.w), (s2.x + s2.y) + (s2.z + s2.w));
 	part[(k.ch * (pc.work / (pc.c * pc.cpp)) + k.b) * pc.cpp + k.j] = acc;
 }

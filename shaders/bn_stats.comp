@@ -1,7 +1,8 @@
 #version 450
 // BatchNorm batch statistics, pass 1 of 2: per chunk of one plane (b, ch) of dense z [n, c, h, w],
-// the (mean, M2) of its values (M2: sum of squared deviations), folded sequentially 4 values at a time
-// with Chan's pairwise update (no sum-of-squares cancellation). One invocation per chunk, no shared
+// the (mean, M2) of its values minus the channel's first value z[0, ch, 0, 0] (the shift keeps the
+// mean's rounding relative to the spread, not to the mean; M2: sum of squared deviations), folded
+// sequentially 4 values at a time with Chan's pairwise update (no sum-of-squares cancellation). One invocation per chunk, no shared
 // memory, no barriers; bn_stats_merge combines the chunks of a channel in a fixed order.
 // Bindings: 0 z f32 (read; aliased as vec4 when VEC4), 1 part vec2 (write: (mean, M2) of chunk j of
 // plane (b, ch) at (ch * n + b) * cpp + j). Push: struct Push (include/bn_stats.glsl).
@@ -24,14 +25,15 @@ void main()
 	uint plane = i / pc.cpp, j = i - plane * pc.cpp;
 	uint b = plane / pc.c, ch = plane - b * pc.c;
 	uint p = j * pc.chunk, p1 = min(p + pc.chunk, pc.hw), base = plane * pc.hw;
-	float cnt = 0.0, mu = 0.0, m2 = 0.0;
+	float shift = z[ch * pc.hw], cnt = 0.0, mu = 0.0, m2 = 0.0;
 	for (; p + 4 <= p1; p += 4) {
 		vec4 a = VEC4 ? z4[(base + p) >> 2] : vec4(z[base + p], z[base + p + 1], z[base + p + 2], z[base + p + 3]);
+		a -= shift;
 		float mb = (a.x + a.y + a.z + a.w) * 0.25;
 		vec4 d = a - mb;
 		bn_merge(cnt, mu, m2, 4.0, mb, d.x * d.x + d.y * d.y + d.z * d.z + d.w * d.w);
 	}
 	for (; p < p1; p++)
-		bn_merge(cnt, mu, m2, 1.0, z[base + p], 0.0);
+		bn_merge(cnt, mu, m2, 1.0, z[base + p] - shift, 0.0);
 	part[(ch * pc.n + b) * pc.cpp + j] = vec2(mu, m2);
 }

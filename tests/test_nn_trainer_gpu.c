@@ -174,7 +174,10 @@ static int check_model(const char *yaml, uint32_t n, uint32_t h, uint32_t w)
 	                                     .max_grad_norm = 10.0f, .nesterov = true };
 	double ng = 0, nc = 0;
 	CHECK(nn_trainer_step(gt, &sp, &ng) == 0 && nn_trainer_step(ct, &sp, &nc) == 0);
-	bool nok = fabs(ng - nc) <= 1e-4 * nc;
+	// | |g| - |c| | <= |g - c| (triangle inequality), and the gradient check above bounds |g - c| by
+	// GRAD_RTOL of |c| (on lavapipe the GPU gradients differ by ~8e-4 relative L2 overall, so a
+	// tighter bound only holds by luck of the rounding); a wrong sum of squares is still O(1) off.
+	bool nok = fabs(ng - nc) <= GRAD_RTOL * nc;
 	printf("%s grad norm gpu %.8g cpu %.8g\n", nok ? "ok  " : "FAIL", ng, nc);
 	fails += !nok;
 	struct nn_tensor_map *sg = NULL, *sc = NULL;

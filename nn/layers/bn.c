@@ -79,7 +79,7 @@ int nn_bn_stats_record(struct gpu_device *dev, struct gpu_seq *seq, const struct
 		uint32_t n, c, hw, chunk, cpp;
 	} p = { d->n, d->c, (uint32_t)hw, chunk, (uint32_t)((hw + chunk - 1) / chunk) };
 	bool vec4 = hw % 4 == 0 && aligned16((const struct gpu_binding *[]){ z }, 1);
-	struct gpu_binding b[3] = { rd(z), wr(scratch) };
+	struct gpu_binding b[4] = { rd(z), wr(scratch) };
 	struct gpu_kernel_params kp = { .id = GPU_KERNEL_BN_STATS, .binding_count = 2, .push_size = sizeof(p),
 	                                .spec_count = 2, .spec = { BN_WG, vec4 } };
 	uint32_t groups[3];
@@ -87,8 +87,8 @@ int nn_bn_stats_record(struct gpu_device *dev, struct gpu_seq *seq, const struct
 	int ret = nn_dispatch(dev, seq, &kp, b, &p, groups, label);
 	if (ret)
 		return ret;
-	b[0] = rd(scratch), b[1] = wr(mean), b[2] = wr(var);
-	struct gpu_kernel_params km = { .id = GPU_KERNEL_BN_STATS_MERGE, .binding_count = 3, .push_size = sizeof(p),
+	b[0] = rd(scratch), b[1] = wr(mean), b[2] = wr(var), b[3] = rd(z);
+	struct gpu_kernel_params km = { .id = GPU_KERNEL_BN_STATS_MERGE, .binding_count = 4, .push_size = sizeof(p),
 	                                .spec_count = 1, .spec = { BN_WG } };
 	return nn_dispatch(dev, seq, &km, b, &p, (uint32_t[3]){ (d->c + BN_WG - 1) / BN_WG, 1, 1 }, label);
 }

@@ -1,6 +1,7 @@
 // Shared pieces of the vkyolo subcommands: exit codes, device opening, option helpers.
 #pragma once
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "gpu.h"
@@ -42,6 +43,15 @@ int app_model_load(const char *path, bool fuse, struct nn_checkpoint **ck, struc
 // Whole-string numbers for option values: 0, or -1 when s is empty, malformed or out of range.
 int app_parse_u32(const char *s, uint32_t *out);
 int app_parse_double(const char *s, double *out);
+
+struct nn_trainer;
+// apps/bench_train.c: GPU time per kernel kind and the slowest dispatches of each phase of the last
+// training step (a trainer created with timestamps).
+void app_train_profile_print(struct nn_trainer *tr, FILE *f);
+// `vkyolo bench --train`: the training step's speed on synthetic data. Returns an app_exit value.
+int app_bench_train(const char *model, const char *device, uint32_t batch, uint32_t h, uint32_t w, uint32_t iters,
+                    uint32_t warmup, bool per_kernel, bool cpu);
+int app_measure_peak_gflops(struct gpu_device *dev, double *gflops);
 
 // Monotonic clock in milliseconds.
 double app_now_ms(void);

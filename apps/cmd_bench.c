@@ -12,22 +12,25 @@
 #include "model.h"
 #include "runner.h"
 
-int app_measure_peak_gflops(struct gpu_device *dev, double *gflops);
-
 struct bench_opts {
 	const char *model, *device;
 	uint32_t img_h, img_w, batch, iters, warmup;
-	bool per_layer, json;
+	bool per_layer, json, train, cpu;
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: vkyolo bench --model M [--imgsz 640 | H,W] [--batch 1] [--iters 100] [--warmup 10]\n"
 	           "                    [--per-layer] [--json] [--device D]\n"
+	           "       vkyolo bench --train --model M.yaml|M.pt [--imgsz 640] [--batch 8] [--iters 3] [--warmup 1]\n"
+	           "                    [--per-layer] [--device D | --cpu]\n"
 	           "\n"
 	           "Measure inference speed: end-to-end latency (upload, forward, download; median, p10,\n"
 	           "p90), images/s, GPU time per layer from timestamps (--per-layer), and achieved GFLOP/s\n"
-	           "against the model's FLOP count and the device's measured fp32 peak.\n");
+	           "against the model's FLOP count and the device's measured fp32 peak.\n"
+	           "--train: the training step instead (synthetic images, four boxes each): forward, loss,\n"
+	           "backward, optimizer + EMA (medians), images/s, device memory, and with --per-layer the\n"
+	           "GPU time per kernel kind.\n");
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -46,7 +49,7 @@ static double percentile(const double *sorted, uint32_t n, double p)
 
 static int parse(int argc, char **argv, struct bench_opts *o)
 {
-	*o = (struct bench_opts){ .img_h = 640, .img_w = 640, .batch = 1, .iters = 100, .warmup = 10 };
+	*o = (struct bench_opts){ .img_h = 640, .img_w = 640, .batch = UINT32_MAX, .iters = UINT32_MAX, .warmup = UINT32_MAX };
 	for (int i = 1; i < argc; i++) {
 		const char *v;
 		char *end = NULL;
@@ -57,6 +60,10 @@ static int parse(int argc, char **argv, struct bench_opts *o)
 			o->per_layer = true;
 		} else if (!strcmp(argv[i], "--json")) {
 			o->json = true;
+		} else if (!strcmp(argv[i], "--train")) {
+			o->train = true;
+		} else if (!strcmp(argv[i], "--cpu")) {
+			o->cpu = true;
 		} else if ((v = app_opt_value(argc, argv, &i, "--model"))) {
 			o->model = v;
 		} else if ((v = app_opt_value(argc, argv, &i, "--device"))) {
@@ -80,6 +87,10 @@ static int parse(int argc, char **argv, struct bench_opts *o)
 			return -1;
 		}
 	}
+	// defaults: inference 100 runs after 10 at batch 1; training 3 steps after 1 at batch 8
+	o->batch = o->batch != UINT32_MAX ? o->batch : o->train ? 8 : 1;
+	o->iters = o->iters != UINT32_MAX ? o->iters : o->train ? 3 : 100;
+	o->warmup = o->warmup != UINT32_MAX ? o->warmup : o->train ? 1 : 10;
 	if (!o->model || !o->batch || !o->iters || o->img_h % 32 || o->img_w % 32 || !o->img_h || !o->img_w) {
 		fprintf(stderr, "vkyolo bench: need --model, --batch >= 1, --iters >= 1, --imgsz multiple of 32\n");
 		return -1;
@@ -137,6 +148,8 @@ int cmd_bench(int argc, char **argv)
 	int ret = parse(argc, argv, &o);
 	if (ret)
 		return ret < 0 ? (usage(stderr), APP_EXIT_USAGE) : APP_EXIT_OK;
+	if (o.train)
+		return app_bench_train(o.model, o.device, o.batch, o.img_h, o.img_w, o.iters, o.warmup, o.per_layer, o.cpu);
 
 	double t0 = app_now_ms();
 	if ((ret = app_model_load(o.model, true, &ck, &m)) || (ret = app_open_device(o.device, &inst, &dev)))

@@ -85,58 +85,6 @@ static int export_params(const struct nn_model *m, struct nn_tensor_map *out)
 	return ret;
 }
 
-struct kind_total {
-	char kind[32];
-	double ms;
-	uint32_t count;
-};
-
-// GPU time per kernel kind (the label's part after '/') and the slowest dispatches of one phase.
-static void print_profile(struct nn_trainer *tr, enum nn_trainer_phase phase, const char *name)
-{
-	enum { CAP = 8192, KINDS = 32, TOP = 8 };
-	struct gpu_timing *tm = malloc(CAP * sizeof(*tm));
-	struct kind_total kinds[KINDS] = { 0 };
-	uint32_t n = 0, nk = 0;
-	if (!tm || nn_trainer_timings(tr, phase, tm, CAP, &n) || !n) {
-		free(tm);
-		return;
-	}
-	double total = 0;
-	for (uint32_t i = 0; i < n; i++) {
-		const char *slash = tm[i].label ? strrchr(tm[i].label, '/') : NULL;
-		const char *kind = slash ? slash + 1 : tm[i].label ? tm[i].label : "?";
-		uint32_t k = 0;
-		while (k < nk && strcmp(kinds[k].kind, kind))
-			k++;
-		if (k == nk && nk < KINDS)
-			snprintf(kinds[nk++].kind, sizeof(kinds[0].kind), "%s", kind);
-		if (k < nk)
-			kinds[k].ms += tm[i].ms, kinds[k].count++;
-		total += tm[i].ms;
-	}
-	fprintf(stderr, "%s: %u dispatches, %.1f ms of GPU time\n", name, n, total);
-	for (uint32_t a = 0; a < nk; a++) // by time, descending
-		for (uint32_t b = a + 1; b < nk; b++)
-			if (kinds[b].ms > kinds[a].ms) {
-				struct kind_total x = kinds[a];
-				kinds[a] = kinds[b], kinds[b] = x;
-			}
-	for (uint32_t a = 0; a < nk; a++)
-		fprintf(stderr, "  %-14s %9.1f ms %5.1f%%  (%u dispatches)\n", kinds[a].kind, kinds[a].ms,
-		        100.0 * kinds[a].ms / total, kinds[a].count);
-	for (uint32_t t = 0; t < TOP && t < n; t++) { // selection of the slowest
-		uint32_t best = t;
-		for (uint32_t i = t + 1; i < n; i++)
-			if (tm[i].ms > tm[best].ms)
-				best = i;
-		struct gpu_timing x = tm[t];
-		tm[t] = tm[best], tm[best] = x;
-		fprintf(stderr, "    %8.1f ms  %s\n", tm[t].ms, tm[t].label ? tm[t].label : "?");
-	}
-	free(tm);
-}
-
 static int add_f32(struct nn_tensor_map *out, const char *name, uint32_t ndim, const int64_t *shape, const float *v)
 {
 	return nn_tensor_map_add(out, name, NN_DTYPE_F32, ndim, shape, v);
@@ -234,9 +182,7 @@ int cmd_step(int argc, char **argv)
 			        tt.device_peak_bytes / 1048576.0);
 	}
 	if (profile) {
-		print_profile(tr, NN_TRAINER_PHASE_FORWARD, "forward");
-		print_profile(tr, NN_TRAINER_PHASE_LOSS, "loss");
-		print_profile(tr, NN_TRAINER_PHASE_BACKWARD, "backward");
+		app_train_profile_print(tr, stderr);
 	}
 	if (nn_trainer_read_state(tr, NN_TRAINER_CURRENT, m) || export_params(m, out))
 		goto done;

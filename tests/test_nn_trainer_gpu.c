@@ -15,16 +15,23 @@
 #include "trainer.h"
 #include "yaml_read.h"
 
-// Loss: fp32 forwards in different summation orders (~1e-6 relative), loss evaluated in double.
-#define LOSS_RTOL 1e-4
-// Gradients: both backends compute the same fp32 math in different summation orders; measured
-// (random weights, 64x96) the worst tensor differs by ~1e-4 relative L2, all together less.
-// 2e-3 per tensor leaves room and still catches a wrong index or missing term (O(1) errors).
-#define GRAD_RTOL 2e-3
+// Tolerances per model. Both backends compute the same fp32 math in different summation orders, and
+// a randomly initialised network amplifies those ulps: measured on gelan-t the loss agrees to 2e-5, the
+// worst gradient tensor to 1.7e-3 relative L2 (all gradients together to 8e-4), the step's parameters
+// to < 1e-5; the gradient norm to 5e-5 or 5e-4 depending on the BatchNorm kernels' summation order
+// (| |g| - |c| | <= |g - c|: the norm can differ as much as the gradients do). The random yolov9-t
+// (deeper: PGI branch, 40 BatchNorms at 3x2..12x8 maps whose batch statistics amplify noise) is worse
+// conditioned and depends on the seed: over seeds 3, 7, 11 the loss agreed to 1.6e-4, the worst tensor
+// to 1.05e-2, the gradient norm to 1.1e-3, parameters after a step to 9e-5. Against the official
+// oracle the same GPU code matches as well as the CPU reference does (test_golden_step). A wrong index,
+// a missing term or a lost accumulation gives O(1) errors in the tensors it touches.
+struct tols {
+	double loss, grad, grad_norm, param;
+};
+static const struct tols gelan_tols = { 1e-4, 4e-3, 1e-3, 2e-5 };
+static const struct tols yolov9_tols = { 5e-4, 3e-2, 3e-3, 3e-4 };
 #define GRAD_ATOL_OF_NORM 1e-6
-// Parameters after one SGD step with lr 0.01 (the gradient differences above, times lr).
 #define PARAM_ATOL 1e-6
-#define PARAM_RTOL 1e-5
 
 static struct test_gpu g;
 
@@ -101,7 +108,7 @@ static int export_state(struct nn_trainer *t, enum nn_trainer_state which, struc
 	return 0;
 }
 
-static int check_model(const char *yaml, uint32_t n, uint32_t h, uint32_t w)
+static int check_model(const char *yaml, uint32_t n, uint32_t h, uint32_t w, const struct tols *tol)
 {
 	char path[1024];
 	snprintf(path, sizeof(path), "%s/assets/models/%s", VKYOLO_SOURCE_ROOT, yaml);
@@ -127,14 +134,14 @@ static int check_model(const char *yaml, uint32_t n, uint32_t h, uint32_t w)
 	CHECK(nn_trainer_forward_backward(ct, x, targets, N_TARGETS, &lc) == 0);
 	printf("%s: loss gpu %.8g cpu %.8g; items gpu %.6g %.6g %.6g cpu %.6g %.6g %.6g\n", yaml, lg.loss, lc.loss,
 	       lg.items[0], lg.items[1], lg.items[2], lc.items[0], lc.items[1], lc.items[2]);
-	bool lok = fabs(lg.loss - lc.loss) <= LOSS_RTOL * fabs(lc.loss);
+	bool lok = fabs(lg.loss - lc.loss) <= tol->loss * fabs(lc.loss);
 	for (int k = 0; k < 3; k++)
-		lok = lok && fabs(lg.items[k] - lc.items[k]) <= LOSS_RTOL * fabs(lc.items[k]) + 1e-9;
-	printf("%s loss and items within %.0e\n", lok ? "ok  " : "FAIL", LOSS_RTOL);
+		lok = lok && fabs(lg.items[k] - lc.items[k]) <= tol->loss * fabs(lc.items[k]) + 1e-9;
+	printf("%s loss and items within %.0e\n", lok ? "ok  " : "FAIL", tol->loss);
 	fails += !lok;
 	struct nn_tensor_map *gg = NULL, *gc = NULL, *gg2 = NULL;
 	CHECK(export_grads(gt, &gg) == 0 && export_grads(ct, &gc) == 0);
-	fails += compare_maps("gradients gpu vs cpu", gg, gc, GRAD_RTOL, GRAD_ATOL_OF_NORM);
+	fails += compare_maps("gradients gpu vs cpu", gg, gc, tol->grad, GRAD_ATOL_OF_NORM);
 
 	// 2. determinism: the same forward/backward again from zero gives bit-equal gradients
 	CHECK(nn_trainer_zero_grad(gt) == 0);
@@ -174,21 +181,18 @@ static int check_model(const char *yaml, uint32_t n, uint32_t h, uint32_t w)
 	                                     .max_grad_norm = 10.0f, .nesterov = true };
 	double ng = 0, nc = 0;
 	CHECK(nn_trainer_step(gt, &sp, &ng) == 0 && nn_trainer_step(ct, &sp, &nc) == 0);
-	// | |g| - |c| | <= |g - c| (triangle inequality), and the gradient check above bounds |g - c| by
-	// GRAD_RTOL of |c| (on lavapipe the GPU gradients differ by ~8e-4 relative L2 overall, so a
-	// tighter bound only holds by luck of the rounding); a wrong sum of squares is still O(1) off.
-	bool nok = fabs(ng - nc) <= GRAD_RTOL * nc;
-	printf("%s grad norm gpu %.8g cpu %.8g\n", nok ? "ok  " : "FAIL", ng, nc);
+	bool nok = fabs(ng - nc) <= tol->grad_norm * nc;
+	printf("%s grad norm gpu %.8g cpu %.8g (tol %.0e)\n", nok ? "ok  " : "FAIL", ng, nc, tol->grad_norm);
 	fails += !nok;
 	struct nn_tensor_map *sg = NULL, *sc = NULL;
 	CHECK(export_state(gt, NN_TRAINER_CURRENT, tmp, &sg) == 0 && export_state(ct, NN_TRAINER_CURRENT, tmp, &sc) == 0);
-	fails += compare_maps("parameters after a step", sg, sc, PARAM_RTOL, PARAM_ATOL);
+	fails += compare_maps("parameters after a step", sg, sc, tol->param, PARAM_ATOL);
 	nn_tensor_map_destroy(&sg), nn_tensor_map_destroy(&sc);
 
 	// 5. EMA of both
 	CHECK(nn_trainer_ema_update(gt, 0.5) == 0 && nn_trainer_ema_update(ct, 0.5) == 0);
 	CHECK(export_state(gt, NN_TRAINER_EMA, tmp, &sg) == 0 && export_state(ct, NN_TRAINER_EMA, tmp, &sc) == 0);
-	fails += compare_maps("EMA", sg, sc, PARAM_RTOL, PARAM_ATOL);
+	fails += compare_maps("EMA", sg, sc, tol->param, PARAM_ATOL);
 	nn_tensor_map_destroy(&sg), nn_tensor_map_destroy(&sc);
 
 	struct nn_trainer_timing tt;
@@ -206,12 +210,12 @@ static int check_model(const char *yaml, uint32_t n, uint32_t h, uint32_t w)
 
 static int check_gelan_t(void)
 {
-	return check_model("gelan-t.yaml", 2, 64, 96);
+	return check_model("gelan-t.yaml", 2, 64, 96, &gelan_tols);
 }
 
 static int check_yolov9_t(void)
 {
-	return check_model("yolov9-t.yaml", 2, 96, 64);
+	return check_model("yolov9-t.yaml", 2, 96, 64, &yolov9_tols);
 }
 
 int main(void)

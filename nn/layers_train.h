@@ -46,11 +46,13 @@ int nn_conv2d_bwd_weight_record(struct gpu_device *dev, struct gpu_seq *seq, con
 
 // ---- BatchNorm, activation, pools, resize (nn/layers/bn.c, nn/layers/pool_bwd.c) ------------------
 
-// Batch mean and biased variance per channel of dense z [n, c, h, w] -> mean[c], var[c].
-// Reference: nn_bn_stats_ref.
+// Batch mean and biased variance per channel of dense z [n, c, h, w] -> mean[c], var[c]: two
+// barrier-free passes (per-chunk (mean, M2) partials into scratch, then a fixed-order merge per
+// channel). scratch: at least nn_bn_stats_scratch_bytes. Reference: nn_bn_stats_ref.
+size_t nn_bn_stats_scratch_bytes(const struct gpu_device_info *info, const struct nn_bn_desc *d);
 int nn_bn_stats_record(struct gpu_device *dev, struct gpu_seq *seq, const struct nn_bn_desc *d,
-                       const struct gpu_binding *z, const struct gpu_binding *mean, const struct gpu_binding *var,
-                       const char *label);
+                       const struct gpu_binding *z, const struct gpu_binding *scratch, const struct gpu_binding *mean,
+                       const struct gpu_binding *var, const char *label);
 // The rest of a BN conv op's training forward: u = (z - mean) / sqrt(var + eps) * gamma + beta
 // [+ r when d->res_before_act]; y slice = act(u) [+ r otherwise]. z dense [n, c_out, h_out, w_out];
 // r: the residual slice of d, or NULL. Reference: nn_bn_forward_ref + nn_conv2d_forward_ref's epilogue.

@@ -60,7 +60,8 @@ static int record_conv_fwd(struct nn_tg *g, uint32_t i)
 	int ret = nn_conv2d_record(g->dev, g->fwd, &c->dz, &c->tile, false, &x, &wp, &bp, &x, &z, lbl(g, i, "conv"));
 	if (!ret)
 		ret = nn_bn_stats_record(g->dev, g->fwd, &bd, &(struct gpu_binding){ c->zbuf, 0, c->z_bytes, false },
-		                         &mean, &var, lbl(g, i, "bn_stats"));
+		                         &(struct gpu_binding){ g->bnscratch, 0, 0, true }, &mean, &var,
+		                         lbl(g, i, "bn_stats"));
 	mean.write = var.write = false;
 	z.write = false;
 	struct gpu_binding rm = tg_sbind(g->state, p->mean, co, true), rv = tg_sbind(g->state, p->var, co, true);
@@ -243,8 +244,11 @@ static int plan(struct nn_tg *g)
 			c->z_bytes = out_bytes, zb += out_bytes;
 			c->stat = st, st = tg_align_up(st + op->y.c * 4, g->align);
 			c->stat_var = st, st = tg_align_up(st + op->y.c * 4, g->align);
-			uint64_t bs = nn_bn_act_bwd_scratch_bytes(info, &c->d);
+			// one scratch for the forward's statistics and the backward's sums (never in flight together)
+			struct nn_bn_desc bd = { g->n, op->y.c, nn_conv2d_out_h(&c->d), nn_conv2d_out_w(&c->d), op->bn.eps, true };
+			uint64_t bs = nn_bn_act_bwd_scratch_bytes(info, &c->d), ss = nn_bn_stats_scratch_bytes(info, &bd);
 			bnscr = bs > bnscr ? bs : bnscr;
+			bnscr = ss > bnscr ? ss : bnscr;
 		}
 	}
 	LOGD("trainer: %.1f MiB of activations, the same of their gradients, %.1f MiB of BN inputs", act_total / 1048576.0,

@@ -1,6 +1,6 @@
 #version 450
 // BN + activation backward, pass 2 of 3: per channel, the partial (S1, S2) pairs of
-// bn_act_bwd_reduce summed in index order (deterministic) into the scratch pair at stats_off + 2 ch,
+// bn_act_bwd_reduce summed in index order, in blocks of 16 (deterministic) into the scratch pair at stats_off + 2 ch,
 // and dbeta = S1, dgamma = S2 (added to the old values when ACCUMULATE).
 // Bindings: 0 scratch (read-write), 1 dgamma [c], 2 dbeta [c] (write; read when ACCUMULATE).
 // Push: c, parts (pairs per channel), stats_off (float index). Spec: 0 workgroup size, 1 ACCUMULATE.
@@ -21,10 +21,15 @@ void main()
 	if (ch >= pc.c)
 		return;
 	float s1 = 0.0, s2 = 0.0;
-	for (uint j = 0; j < pc.parts; j++) {
-		uint at = (ch * pc.parts + j) * 2;
-		s1 += scratch[at];
-		s2 += scratch[at + 1];
+	for (uint j0 = 0; j0 < pc.parts; j0 += 16) { // blocks of 16: shorter rounding chains than one long sum
+		float b1 = 0.0, b2 = 0.0;
+		for (uint j = j0; j < min(j0 + 16, pc.parts); j++) {
+			uint at = (ch * pc.parts + j) * 2;
+			b1 += scratch[at];
+			b2 += scratch[at + 1];
+		}
+		s1 += b1;
+		s2 += b2;
 	}
 	scratch[pc.stats_off + 2 * ch] = s1;
 	scratch[pc.stats_off + 2 * ch + 1] = s2;

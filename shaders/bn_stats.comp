@@ -1,59 +1,39 @@
 #version 450
-// BatchNorm batch statistics: per channel c of dense z [n, c, h, w], the mean and the biased
-// variance over the m = n*h*w values. One workgroup per channel: each invocation folds its values
-// (4 at a time) into a running (count, mean, M2) with Chan's pairwise update, then a shared-memory
-// tree merges the invocations in a fixed order (deterministic, no atomics; no sum-of-squares
-// cancellation).
-// Bindings: 0 z f32 (read), 1 mean [c] f32 (write), 2 var [c] f32 (write). Push: struct Push.
-// Spec: 0 workgroup size (power of two). Grid: c x 1 x 1.
+// BatchNorm batch statistics, pass 1 of 2: per chunk of one plane (b, ch) of dense z [n, c, h, w],
+// the (mean, M2) of its values minus the channel's first value z[0, ch, 0, 0] (the shift keeps the
+// mean's rounding relative to the spread, not to the mean; M2: sum of squared deviations), folded
+// sequentially 4 values at a time with Chan's pairwise update (no sum-of-squares cancellation). One invocation per chunk, no shared
+// memory, no barriers; bn_stats_merge combines the chunks of a channel in a fixed order.
+// Bindings: 0 z f32 (read; aliased as vec4 when VEC4), 1 part vec2 (write: (mean, M2) of chunk j of
+// plane (b, ch) at (ch * n + b) * cpp + j). Push: struct Push (include/bn_stats.glsl).
+// Spec: 0 workgroup size, 1 VEC4 (hw % 4 == 0, chunk % 4 == 0 and z 16-byte aligned).
+// Grid: ceil(n * c * cpp / wg) x 1 x 1, folded into y past the x limit (gx = groups_x).
 // CPU reference: nn_bn_stats_ref (nn/ref/bn.c).
+#extension GL_GOOGLE_include_directive : require
 layout(local_size_x_id = 0) in;
+layout(constant_id = 1) const bool VEC4 = false;
+#include "bn_stats.glsl"
 layout(std430, binding = 0) readonly buffer Z { float z[]; };
-layout(std430, binding = 1) writeonly buffer M { float mean_out[]; };
-layout(std430, binding = 2) writeonly buffer V { float var_out[]; };
-layout(push_constant) uniform Push {
-	uint n, c, hw;
-} pc;
-
-shared float s_cnt[gl_WorkGroupSize.x], s_mean[gl_WorkGroupSize.x], s_m2[gl_WorkGroupSize.x];
-
-// (na, ma, m2a) <- merge with (nb, mb, m2b): count, mean, sum of squared deviations.
-void merge(inout float na, inout float ma, inout float m2a, float nb, float mb, float m2b)
-{
-	if (nb == 0.0)
-		return;
-	float nt = na + nb, f = nb / nt, delta = mb - ma;
-	ma += delta * f;
-	m2a += m2b + delta * delta * na * f;
-	na = nt;
-}
+layout(std430, binding = 0) readonly buffer Z4 { vec4 z4[]; };
+layout(std430, binding = 1) writeonly buffer P { vec2 part[]; };
 
 void main()
 {
-	uint lid = gl_LocalInvocationID.x, ch = gl_WorkGroupID.x, wg = gl_WorkGroupSize.x;
-	float cnt = 0.0, mu = 0.0, m2 = 0.0;
-	for (uint b = 0; b < pc.n; b++) {
-		uint base = (b * pc.c + ch) * pc.hw, i = lid;
-		for (; i + 3 * wg < pc.hw; i += 4 * wg) {
-			float a0 = z[base + i], a1 = z[base + i + wg], a2 = z[base + i + 2 * wg], a3 = z[base + i + 3 * wg];
-			float mb = (a0 + a1 + a2 + a3) * 0.25;
-			float d0 = a0 - mb, d1 = a1 - mb, d2 = a2 - mb, d3 = a3 - mb;
-			merge(cnt, mu, m2, 4.0, mb, d0 * d0 + d1 * d1 + d2 * d2 + d3 * d3);
-		}
-		for (; i < pc.hw; i += wg)
-			merge(cnt, mu, m2, 1.0, z[base + i], 0.0);
+	uint i = gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * gl_NumWorkGroups.x * gl_WorkGroupSize.x;
+	if (i >= pc.n * pc.c * pc.cpp)
+		return;
+	uint plane = i / pc.cpp, j = i - plane * pc.cpp;
+	uint b = plane / pc.c, ch = plane - b * pc.c;
+	uint p = j * pc.chunk, p1 = min(p + pc.chunk, pc.hw), base = plane * pc.hw;
+	float shift = z[ch * pc.hw], cnt = 0.0, mu = 0.0, m2 = 0.0;
+	for (; p + 4 <= p1; p += 4) {
+		vec4 a = VEC4 ? z4[(base + p) >> 2] : vec4(z[base + p], z[base + p + 1], z[base + p + 2], z[base + p + 3]);
+		a -= shift;
+		float mb = (a.x + a.y + a.z + a.w) * 0.25;
+		vec4 d = a - mb;
+		bn_merge(cnt, mu, m2, 4.0, mb, d.x * d.x + d.y * d.y + d.z * d.z + d.w * d.w);
 	}
-	s_cnt[lid] = cnt, s_mean[lid] = mu, s_m2[lid] = m2;
-	barrier();
-	for (uint s = wg / 2; s > 0; s >>= 1) {
-		if (lid < s) {
-			merge(cnt, mu, m2, s_cnt[lid + s], s_mean[lid + s], s_m2[lid + s]);
-			s_cnt[lid] = cnt, s_mean[lid] = mu, s_m2[lid] = m2;
-		}
-		barrier();
-	}
-	if (lid == 0) {
-		mean_out[ch] = mu;
-		var_out[ch] = cnt > 0.0 ? m2 / cnt : 0.0;
-	}
+	for (; p < p1; p++)
+		bn_merge(cnt, mu, m2, 1.0, z[base + p] - shift, 0.0);
+	part[(ch * pc.n + b) * pc.cpp + j] = vec2(mu, m2);
 }

@@ -116,11 +116,13 @@ static int stats_one(const struct nn_bn_desc *d, float offset, unsigned seed)
 	float *z = rnd(nz, seed, 1, offset), *mean = malloc(d->c * 4), *var = malloc(d->c * 4);
 	float *wm = malloc(d->c * 4), *wv = malloc(d->c * 4), *m2 = malloc(d->c * 4), *v2 = malloc(d->c * 4);
 	int ret = 0;
+	size_t ns = nn_bn_stats_scratch_bytes(gpu_device_info(g.dev), d) / 4;
 	struct gpu_buf *bz = up(z, nz, &ret), *bm = up(NULL, d->c, &ret), *bv = up(NULL, d->c, &ret);
+	struct gpu_buf *bs = up(NULL, ns, &ret);
 	struct gpu_seq *seq = NULL;
 	ret = seq_new(&seq, ret);
 	if (!ret)
-		ret = nn_bn_stats_record(g.dev, seq, d, BIND(bz), BIND(bm), BIND(bv), "stats");
+		ret = nn_bn_stats_record(g.dev, seq, d, BIND(bz), BIND(bs), BIND(bm), BIND(bv), "stats");
 	ret = seq_run(seq, ret);
 	down(bm, mean, d->c, &ret), down(bv, var, d->c, &ret);
 	if (!ret)
@@ -139,7 +141,7 @@ static int stats_one(const struct nn_bn_desc *d, float offset, unsigned seed)
 		fail |= !same_bits("bn_stats mean", mean, m2, d->c) || !same_bits("bn_stats var", var, v2, d->c);
 	}
 	gpu_seq_destroy(&seq);
-	gpu_buf_destroy(&bz), gpu_buf_destroy(&bm), gpu_buf_destroy(&bv);
+	gpu_buf_destroy(&bz), gpu_buf_destroy(&bm), gpu_buf_destroy(&bv), gpu_buf_destroy(&bs);
 	free(z), free(mean), free(var), free(wm), free(wv), free(m2), free(v2);
 	return fail;
 }
@@ -151,6 +153,7 @@ static int check_bn_stats(void)
 	fails += stats_one(&(struct nn_bn_desc){ .n = 1, .c = 3, .h = 1, .w = 1 }, 0, 2);   // m = 1: var 0
 	fails += stats_one(&(struct nn_bn_desc){ .n = 2, .c = 7, .h = 1, .w = 5 }, -3, 3);  // fewer values than lanes
 	fails += stats_one(&(struct nn_bn_desc){ .n = 3, .c = 2, .h = 40, .w = 37 }, 0, 4); // tails of the 4-way loop
+	fails += stats_one(&(struct nn_bn_desc){ .n = 2, .c = 3, .h = 24, .w = 30 }, 1, 6); // vec4 path, short last chunk
 	// the largest training plane (gelan at 640, batch 8): m = 819200, mean 10x the deviation
 	fails += stats_one(&(struct nn_bn_desc){ .n = 8, .c = 2, .h = 320, .w = 320 }, 10, 5);
 	return fails;
@@ -172,6 +175,7 @@ static const struct bn_case bn_cases[] = {
 	{ 1, 3, 9, 7, NN_ACT_SIGMOID, true, false, 0, 0, 0, 0 },
 	{ 2, 4, 6, 6, NN_ACT_NONE, true, true, 6, 1, 0, 0 },
 	{ 3, 5, 7, 9, NN_ACT_SILU, true, false, 6, 1, 5, 0 },
+	{ 2, 3, 24, 20, NN_ACT_SILU, true, true, 5, 2, 4, 1 }, // hw % 4 == 0 (vec4 path), 2 reduce chunks per plane
 };
 
 // The conv op whose epilogue the case describes (the conv part itself is not used).
@@ -476,7 +480,7 @@ static int check_errors(void)
 	                               .k = 3, .stride = 1, .pad = 2 }, x, x, x, "e3"); // pad > k/2
 	r[4] = nn_resize_nearest_bwd_record(g.dev, seq, &(struct nn_resize_desc){ .n = 1, .c = 2, .h_in = 2,
 	                                    .w_in = 2, .h_out = 0, .w_out = 4 }, x, x, "e4");
-	r[5] = nn_bn_stats_record(g.dev, seq, &(struct nn_bn_desc){ .n = 1, .c = 0, .h = 2, .w = 2 }, x, x, x, "e5");
+	r[5] = nn_bn_stats_record(g.dev, seq, &(struct nn_bn_desc){ .n = 1, .c = 0, .h = 2, .w = 2 }, x, x, x, x, "e5");
 	for (int i = 0; i < 6; i++)
 		if (r[i] != -EINVAL)
 			printf("  bad call e%d returned %d, not -EINVAL\n", i, r[i]), fails++;

@@ -17,7 +17,9 @@
 
 // Tolerances per model. Both backends compute the same fp32 math in different summation orders, and
 // a randomly initialised network amplifies those ulps: measured on gelan-t the loss agrees to 2e-5, the
-// worst gradient tensor to 1.7e-3 relative L2, the step's parameters to < 1e-5. The random yolov9-t
+// worst gradient tensor to 1.7e-3 relative L2 (all gradients together to 8e-4), the step's parameters
+// to < 1e-5; the gradient norm to 5e-5 or 5e-4 depending on the BatchNorm kernels' summation order
+// (| |g| - |c| | <= |g - c|: the norm can differ as much as the gradients do). The random yolov9-t
 // (deeper: PGI branch, 40 BatchNorms at 3x2..12x8 maps whose batch statistics amplify noise) is worse
 // conditioned and depends on the seed: over seeds 3, 7, 11 the loss agreed to 1.6e-4, the worst tensor
 // to 1.05e-2, the gradient norm to 1.1e-3, parameters after a step to 9e-5. Against the official
@@ -26,7 +28,7 @@
 struct tols {
 	double loss, grad, grad_norm, param;
 };
-static const struct tols gelan_tols = { 1e-4, 4e-3, 1e-4, 2e-5 };
+static const struct tols gelan_tols = { 1e-4, 4e-3, 1e-3, 2e-5 };
 static const struct tols yolov9_tols = { 5e-4, 3e-2, 3e-3, 3e-4 };
 #define GRAD_ATOL_OF_NORM 1e-6
 #define PARAM_ATOL 1e-6

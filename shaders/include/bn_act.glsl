@@ -26,3 +26,39 @@ float act_grad(int act, float u)
 	float s = 1.0 / (1.0 + exp(-u));
 	return act == ACT_SILU ? s * (1.0 + u * (1.0 - s)) : s * (1.0 - s);
 }
+
+// The same on four values at once.
+vec4 act_apply(int act, vec4 u)
+{
+	if (act == ACT_SILU)
+		return u / (1.0 + exp(-u));
+	if (act == ACT_SIGMOID)
+		return 1.0 / (1.0 + exp(-u));
+	return u;
+}
+
+vec4 act_grad(int act, vec4 u)
+{
+	if (act == ACT_NONE)
+		return vec4(1.0);
+	vec4 s = 1.0 / (1.0 + exp(-u));
+	return act == ACT_SILU ? s * (1.0 + u * (1.0 - s)) : s * (1.0 - s);
+}
+
+// Four consecutive values of arr / arr4 (the same buffer as float[] and vec4[]) from float index at,
+// of which `left` (>= 1) are inside the plane: a vec4 load when VEC4 (then at % 4 == 0 and left >= 4),
+// else scalar loads, zeros past the plane. Needs a spec constant VEC4.
+#define BN_LOAD4(arr, arr4, at, left) \
+	(VEC4 ? arr4[(at) >> 2] \
+	      : vec4(arr[at], (left) > 1 ? arr[(at) + 1] : 0.0, (left) > 2 ? arr[(at) + 2] : 0.0, \
+	             (left) > 3 ? arr[(at) + 3] : 0.0))
+// Stores the first min(left, 4) values of v (statement).
+#define BN_STORE4(arr, arr4, at, left, v) \
+	if (VEC4) { \
+		arr4[(at) >> 2] = (v); \
+	} else { \
+		arr[at] = (v).x; \
+		if ((left) > 1) arr[(at) + 1] = (v).y; \
+		if ((left) > 2) arr[(at) + 2] = (v).z; \
+		if ((left) > 3) arr[(at) + 3] = (v).w; \
+	}

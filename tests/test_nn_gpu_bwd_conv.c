@@ -347,10 +347,10 @@ static int check_other_tiles(void)
 
 // ---- timing (printed, not asserted) ---------------------------------------------------------------
 
-static int timing(void)
+// Times pack, forward, data, weight partials and reduce on d; the sequence runs `runs` times (the
+// first run on lavapipe includes the JIT compile of each new kernel variant), the last is printed.
+static int timing_one(const struct nn_conv2d_desc d, int runs)
 {
-	const struct nn_conv2d_desc d = { .n = 2, .c_in = 64, .h_in = 80, .w_in = 80, .c_out = 64, .k_h = 3, .k_w = 3,
-	                                  .stride = 1, .pad = 1, .groups = 1 };
 	size_t nx = x_floats(&d), nz = dz_floats(&d), nw = w_floats(&d);
 	size_t scratch = nn_conv2d_bwd_weight_scratch_bytes(gpu_device_info(g.dev), &d);
 	float *x = rnd(nx, 1, 1), *dz = rnd(nz, 2, 1), *w = rnd(nw, 3, 0.05f);
@@ -394,15 +394,18 @@ static int timing(void)
 		ret = nn_conv2d_bwd_weight_record(g.dev, seq, &d, BP(bx), BP(bz), BP(bs), BP(bdw), &xdb, false, "weight");
 	if (!ret)
 		ret = gpu_seq_end(seq);
-	if (!ret)
+	for (int r = 0; r < runs && !ret; r++)
 		ret = gpu_seq_run(seq);
 	struct gpu_timing tm[8];
 	uint32_t nt = 0;
 	if (!ret && gpu_device_info(g.dev)->timestamps)
 		ret = gpu_seq_timings(seq, tm, 8, &nt);
-	double gflop = 2.0 * d.n * d.c_out * 80 * 80 * d.c_in * 9 * 1e-9; // of one conv pass
-	printf("timing on %s, n2 64->64 3x3 s1 80x80 (%.2f GFLOP per conv pass), weight scratch %zu bytes:\n",
-	       gpu_device_info(g.dev)->name, gflop, scratch);
+	double gflop = 2.0 * d.n * d.c_out * nn_conv2d_out_h(&d) * nn_conv2d_out_w(&d) * (d.c_in / d.groups) * d.k_h *
+	               d.k_w * 1e-9; // of one conv pass
+	char s[160];
+	describe(&d, s, sizeof(s));
+	printf("timing on %s, %s (%.3f GFLOP per conv pass), weight scratch %zu bytes, run %d:\n",
+	       gpu_device_info(g.dev)->name, s, gflop, scratch, runs);
 	// dispatches: pack, forward, data, weight partials, weight reduce
 	static const char *const what[5] = { "pack", "forward", "data", "weight", "w-reduce" };
 	for (uint32_t i = 0; i < nt && i < 5; i++) {
@@ -419,8 +422,35 @@ static int timing(void)
 	return ret != 0;
 }
 
+static int timing(void)
+{
+	// VKYOLO_BWD_BENCH="n,c_in,h,w,c_out,k,stride,avg[,runs]" times that shape instead (benchmarks).
+	const char *e = getenv("VKYOLO_BWD_BENCH");
+	unsigned v[9] = { 0, 0, 0, 0, 0, 0, 0, 0, 2 };
+	if (e && sscanf(e, "%u,%u,%u,%u,%u,%u,%u,%u,%u", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8]) >= 8)
+		return timing_one((struct nn_conv2d_desc){ .n = v[0], .c_in = v[1], .h_in = v[2], .w_in = v[3], .c_out = v[4],
+		                                           .k_h = v[5], .k_w = v[5], .stride = v[6], .pad = v[5] / 2,
+		                                           .groups = 1, .avgpool_before = v[7] != 0 },
+		                  (int)v[8]);
+	return timing_one((struct nn_conv2d_desc){ .n = 2, .c_in = 64, .h_in = 80, .w_in = 80, .c_out = 64, .k_h = 3,
+	                                           .k_w = 3, .stride = 1, .pad = 1, .groups = 1 },
+	                  1);
+}
+
 int main(void)
 {
+	if (getenv("VKYOLO_BWD_BENCH")) { // benchmark only
+		int ret = test_gpu_open(&g);
+		if (ret)
+			return ret;
+		ret = gpu_pool_create(g.dev, &(struct gpu_pool_params){ .kind = GPU_POOL_DEVICE, .name = "bwd" }, &pool);
+		if (!ret)
+			ret = timing();
+		gpu_pool_destroy(&pool);
+		test_gpu_close(&g);
+		return ret ? 1 : 0;
+	}
+
 	int fails = 0, ret = test_gpu_open(&g);
 	if (ret)
 		return ret;

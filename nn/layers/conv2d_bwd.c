@@ -14,6 +14,10 @@
 #define WGRAD_TARGET_LANES 65536u
 #define WGRAD_MAX_CHUNKS 65535u // the grid's y (Vulkan's guaranteed minimum)
 #define WGRAD_MAX_SCRATCH (32u << 20)
+// ... and each chunk at least this many output pixels: on small maps (10x10 at the head, batch 4)
+// one row per chunk made dozens of tiny chunks whose partial writes and reduce cost more than the
+// products themselves.
+#define WGRAD_MIN_CHUNK_PIXELS 64u
 
 // Register tiles sized for CPU devices (lavapipe: every load costs a loop over the SIMD lanes, so
 // bigger tiles load less per FMA) or for GPUs. VKYOLO_CONV_BWD_TILE=cpu|gpu forces one (tests and
@@ -149,20 +153,25 @@ static void wgrad_plan(const struct nn_conv2d_desc *d, bool cpu, struct wgrad_pl
 {
 	uint32_t cig = d->c_in / d->groups, cog = d->c_out / d->groups, kk = d->k_h * d->k_w;
 	pl->tiles = wgrad_tile(d, cpu, &pl->ocb, &pl->cib);
-	pl->pw = cpu ? 8 : 4;
+	// PW pixels per step, evened out over the row (w_out 10: 2 x 5, not 8 + 2 of 8); the order of
+	// the sums does not depend on it.
+	uint32_t w_out = nn_conv2d_out_w(d), pw = cpu ? 8 : 4, steps = (w_out + pw - 1) / pw;
+	pl->pw = (w_out + steps - 1) / steps;
 	pl->obpg = (cog + pl->ocb - 1) / pl->ocb;
 	pl->cbpg = (cig + pl->cib - 1) / pl->cib;
 	pl->wcount = d->c_out * cig * kk;
 	pl->stride = pl->wcount + d->c_out;
 	pl->rows = d->n * nn_conv2d_out_h(d);
-	// Chunks: enough invocations of the GPU tile to fill a GPU, at most one per output row, partials
-	// under the cap. A function of d alone (the chunks fix the summation order), so every device
+	// Chunks: enough invocations of the GPU tile to fill a GPU, whole output rows of at least
+	// WGRAD_MIN_CHUNK_PIXELS pixels each, partials under the cap. A function of d alone (the chunks fix the summation order), so every device
 	// and tile choice sums in the same order.
 	uint32_t ocb, cib, gpu_tiles = wgrad_tile(d, false, &ocb, &cib);
 	uint32_t want = (WGRAD_TARGET_LANES + gpu_tiles - 1) / gpu_tiles;
 	uint32_t cap = WGRAD_MAX_SCRATCH / 4 / pl->stride;
 	want = want < cap ? want : cap;
-	want = want < pl->rows ? want : pl->rows;
+	uint32_t min_rows = (WGRAD_MIN_CHUNK_PIXELS + w_out - 1) / w_out;
+	uint32_t most = (pl->rows + min_rows - 1) / min_rows;
+	want = want < most ? want : most;
 	want = want < WGRAD_MAX_CHUNKS ? want : WGRAD_MAX_CHUNKS;
 	want = want ? want : 1;
 	pl->rpc = (pl->rows + want - 1) / want;

@@ -153,10 +153,10 @@ static void wgrad_plan(const struct nn_conv2d_desc *d, bool cpu, struct wgrad_pl
 {
 	uint32_t cig = d->c_in / d->groups, cog = d->c_out / d->groups, kk = d->k_h * d->k_w;
 	pl->tiles = wgrad_tile(d, cpu, &pl->ocb, &pl->cib);
-	// PW pixels per step, evened out over the row (w_out 10: 2 x 5, not 8 + 2 of 8); the order of
-	// the sums does not depend on it.
-	uint32_t w_out = nn_conv2d_out_w(d), pw = cpu ? 8 : 4, steps = (w_out + pw - 1) / pw;
-	pl->pw = (w_out + steps - 1) / steps;
+	// PW stays fixed per device class: every new spec-constant variant costs lavapipe a one-time
+	// LLVM compile of 10-25 s at its first dispatch (then the Mesa disk cache has it).
+	uint32_t w_out = nn_conv2d_out_w(d);
+	pl->pw = cpu ? 8 : 4;
 	pl->obpg = (cog + pl->ocb - 1) / pl->ocb;
 	pl->cbpg = (cig + pl->cib - 1) / pl->cib;
 	pl->wcount = d->c_out * cig * kk;

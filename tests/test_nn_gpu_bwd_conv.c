@@ -90,7 +90,16 @@ static const struct nn_conv2d_desc cases[] = {
 	// mid-size RepNCSP-like conv: 40 -> 36, 3x3, x slice
 	{ .n = 2, .c_in = 40, .h_in = 8, .w_in = 9, .c_out = 36, .k_h = 3, .k_w = 3, .stride = 1, .pad = 1, .groups = 1,
 	  .x_c_total = 80, .x_c_off = 40 },
+	// gelan-t at 320 whose backward was once far slower than its forward (see check_weight_long):
+	// AConv model.19.cv1 (avg pool, 96 -> 64 3x3 s2 at 20x20), model.1 (16 -> 32 3x3 s2 at
+	// 160x160), the head's class conv model.22.cv3.2.2 (1x1 80 -> 80 at 10x10)
+	{ .n = 2, .c_in = 96, .h_in = 20, .w_in = 20, .c_out = 64, .k_h = 3, .k_w = 3, .stride = 2, .pad = 1, .groups = 1,
+	  .avgpool_before = true },
+	{ .n = 1, .c_in = 16, .h_in = 160, .w_in = 160, .c_out = 32, .k_h = 3, .k_w = 3, .stride = 2, .pad = 1,
+	  .groups = 1 },
+	{ .n = 2, .c_in = 80, .h_in = 10, .w_in = 10, .c_out = 80, .k_h = 1, .k_w = 1, .stride = 1, .groups = 1 },
 };
+#define NREAL 3 // the last NREAL cases
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
 
 static size_t x_floats(const struct nn_conv2d_desc *d)
@@ -309,29 +318,39 @@ static int check_weight(void)
 	return fails;
 }
 
-// A long reduction: 8 x 64 x 64 outputs per weight into a 16x3x3x3 tensor (the stem's shape):
-// many chunks, checked against the reference like the others. The chunks alone fix the summation
-// order, so the other device class's tiles give the same bits.
-static int check_weight_long(void)
+// The two tile sets (this device class's and the other's) must give the same bits: the chunks
+// alone fix the summation order. On a long reduction, 8 x 64 x 64 outputs per weight into a
+// 16x3x3x3 tensor (the stem's shape: many chunks, also checked against the reference), and on the
+// real shapes at the end of cases[] (multi-row chunks, the pooled path).
+static int same_bits(const struct nn_conv2d_desc *d, unsigned seed)
 {
-	const struct nn_conv2d_desc d = { .n = 8, .c_in = 3, .h_in = 128, .w_in = 128, .c_out = 16, .k_h = 3, .k_w = 3,
-	                                  .stride = 2, .pad = 1, .groups = 1 };
-	int fail = weight_one(&d, 555, false, true);
-	size_t nx = x_floats(&d), nz = dz_floats(&d), nw = w_floats(&d);
-	float *x = rnd(nx, 555, 1), *dz = rnd(nz, 556, 1), *init = rnd(nw, 557, 1), *b = rnd(16, 558, 1);
-	float *w1 = malloc(nw * 4), *w2 = malloc(nw * 4), *b1 = malloc(64), *b2 = malloc(64);
+	size_t nx = x_floats(d), nz = dz_floats(d), nw = w_floats(d), nb = d->c_out;
+	float *x = rnd(nx, seed, 1), *dz = rnd(nz, seed + 1, 1), *init = rnd(nw, seed + 2, 1), *b = rnd(nb, seed + 3, 1);
+	float *w1 = malloc(nw * 4), *w2 = malloc(nw * 4), *b1 = malloc(nb * 4), *b2 = malloc(nb * 4);
 	bool cpu = gpu_device_info(g.dev)->type == GPU_DEVICE_TYPE_CPU;
-	int ret = wgrad_run(&d, x, dz, init, b, false, w1, b1);
+	int fail = 0, ret = wgrad_run(d, x, dz, init, b, false, w1, b1);
 	setenv("VKYOLO_CONV_BWD_TILE", cpu ? "gpu" : "cpu", 1);
 	if (!ret)
-		ret = wgrad_run(&d, x, dz, init, b, false, w2, b2);
+		ret = wgrad_run(d, x, dz, init, b, false, w2, b2);
 	unsetenv("VKYOLO_CONV_BWD_TILE");
-	if (ret || memcmp(w1, w2, nw * 4) || memcmp(b1, b2, 64)) {
-		printf("bwd_weight long: the two tile sets differ (ret %d)\n", ret);
+	if (ret || memcmp(w1, w2, nw * 4) || memcmp(b1, b2, nb * 4)) {
+		char s[160];
+		describe(d, s, sizeof(s));
+		printf("bwd_weight %s: the two tile sets differ (ret %d)\n", s, ret);
 		fail = 1;
 	}
 	free(x), free(dz), free(init), free(b), free(w1), free(w2), free(b1), free(b2);
 	return fail;
+}
+
+static int check_weight_long(void)
+{
+	const struct nn_conv2d_desc d = { .n = 8, .c_in = 3, .h_in = 128, .w_in = 128, .c_out = 16, .k_h = 3, .k_w = 3,
+	                                  .stride = 2, .pad = 1, .groups = 1 };
+	int fails = weight_one(&d, 555, false, true) + same_bits(&d, 555);
+	for (size_t i = NCASES - NREAL; i < NCASES; i++)
+		fails += same_bits(&cases[i], 600 + 7 * (unsigned)i);
+	return fails;
 }
 
 // The same checks with the other device class's register tiles forced (VKYOLO_CONV_BWD_TILE), so

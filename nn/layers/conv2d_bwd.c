@@ -120,16 +120,21 @@ int nn_conv2d_bwd_data_record(struct gpu_device *dev, struct gpu_seq *seq, const
 		.cbpg = cbpg, .h_in = d->h_in, .w_in = d->w_in, .h_out = nn_conv2d_out_h(d), .w_out = nn_conv2d_out_w(d),
 		.c_out = d->c_out, .x_c_total = d->x_c_total ? d->x_c_total : d->c_in, .x_c_off = d->x_c_off,
 	};
+	// CPU tiles on a device with 8-lane subgroups and shuffles (lavapipe): the subgroup kernel
+	// loads each weight once per subgroup instead of once per lane (same results).
+	const struct gpu_device_info *info = gpu_device_info(dev);
+	bool sg = cpu && info->subgroup_size == SG_LANES && info->subgroup_shuffle;
+	uint32_t wg = sg ? SG_LANES : BWD_WG;
 	struct gpu_binding b[3] = { bind(dz, false), bind(w, false), bind(dx, true) };
 	struct gpu_kernel *k = NULL;
-	struct gpu_kernel_params kp = { .id = GPU_KERNEL_CONV2D_BWD_DATA, .binding_count = 3,
-	                                .push_size = sizeof(p), .spec_count = 8,
-	                                .spec = { BWD_WG, cib, pw, d->k_h, d->k_w, s, avg, d->pad } };
+	struct gpu_kernel_params kp = { .id = sg ? GPU_KERNEL_CONV2D_BWD_DATA_SG : GPU_KERNEL_CONV2D_BWD_DATA,
+	                                .binding_count = 3, .push_size = sizeof(p), .spec_count = 8,
+	                                .spec = { wg, cib, pw, d->k_h, d->k_w, s, avg, d->pad } };
 	ret = gpu_kernel_get(dev, &kp, &k);
 	if (ret)
 		return ret;
 	return gpu_seq_dispatch(seq, &(struct gpu_dispatch){ .kernel = k, .bindings = b, .push = &p,
-	                        .groups = { (p.lanes + BWD_WG - 1) / BWD_WG, d->groups * cbpg, d->n }, .label = label });
+	                        .groups = { (p.lanes + wg - 1) / wg, d->groups * cbpg, d->n }, .label = label });
 }
 
 // The split-K plan of the weight gradient: register tile, chunk count, rows per chunk.

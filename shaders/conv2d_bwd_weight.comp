@@ -5,7 +5,8 @@
 //   part[chunk][oc, ci, kh, kw] = sum over the chunk's (n, oh) and all ow of
 //                                 dz[n, oc, oh, ow] * x'[n, g*cig + ci, oh*S + kh - pad, ow*S + kw - pad]
 //   part[chunk][wcount + oc]    = sum over the chunk of dz[n, oc, oh, ow]
-// x' = x (channel slice), or its 2x2/s1 average pool computed on load when AVG; zero padding.
+// x' = x (channel slice), or its 2x2/s1 average pool computed on load when AVG (each stored row
+// loaded once per (ci, output row) and pooled as 0.25 * ((a + b) + (c + d))); zero padding.
 // Each invocation owns OCB output channels x CIB input channels x all KH*KW taps of one group and
 // walks its chunk PW output pixels at a time, loading the x row segment feeding them once per
 // (ci, kh) and reusing it for all KW taps. Summation order is fixed: the result repeats bit for bit.
@@ -88,27 +89,50 @@ void main()
 			}
 			[[unroll]] for (uint c = 0; c < CIB; c++) {
 				uint xc = xb + min(ci0 + c, pc.cig - 1) * plane;
-				[[unroll]] for (uint kh = 0; kh < KH; kh++) {
-					int ih = int(oh * S + kh) - pad;
-					bool rowok = ih >= 0 && ih < hc;
-					uint xr0 = xc + uint(clamp(ih, 0, hc - 1)) * pc.w_in;
-					float xr[XL];
-					[[unroll]] for (uint k = 0; k < XL; k++) {
-						float v;
-						if (AVG == 1) {
-							uint a = xr0 + col[k];
-							v = 0.25 * (x[a] + x[a + 1] + x[a + pc.w_in] + x[a + pc.w_in + 1]);
-						} else {
-							v = x[xr0 + col[k]];
+				if (AVG == 1) {
+					// Pooled row kh = the two stored rows oh*S + kh - pad (+1): walk the KH + 1
+					// stored rows once, keeping each row's horizontal pair sums for the next.
+					float hp[XL];
+					[[unroll]] for (uint r = 0; r <= KH; r++) {
+						int ih = int(oh * S + r) - pad; // stored row
+						uint xr0 = xc + uint(clamp(ih, 0, int(pc.h_in) - 1)) * pc.w_in;
+						float raw[XL + 1];
+						[[unroll]] for (uint k = 0; k <= XL; k++)
+							raw[k] = x[xr0 + uint(clamp(iw0 + int(k), 0, int(pc.w_in) - 1))];
+						float hs[XL];
+						[[unroll]] for (uint k = 0; k < XL; k++)
+							hs[k] = raw[k] + raw[k + 1];
+						if (r > 0) {
+							uint kh = r - 1;
+							bool rowok = ih >= 1 && ih - 1 < hc; // pooled row ih - 1
+							float xr[XL];
+							[[unroll]] for (uint k = 0; k < XL; k++)
+								xr[k] = rowok && colok[k] ? 0.25 * (hp[k] + hs[k]) : 0.0;
+							[[unroll]] for (uint kw = 0; kw < KW; kw++)
+								[[unroll]] for (uint p = 0; p < PW; p++) {
+									float xv = xr[p * S + kw];
+									[[unroll]] for (uint j = 0; j < OCB; j++)
+										acc[j][(c * KH + kh) * KW + kw] += dv[j][p] * xv;
+								}
 						}
-						xr[k] = rowok && colok[k] ? v : 0.0;
+						[[unroll]] for (uint k = 0; k < XL; k++)
+							hp[k] = hs[k];
 					}
-					[[unroll]] for (uint kw = 0; kw < KW; kw++)
-						[[unroll]] for (uint p = 0; p < PW; p++) {
-							float xv = xr[p * S + kw];
-							[[unroll]] for (uint j = 0; j < OCB; j++)
-								acc[j][(c * KH + kh) * KW + kw] += dv[j][p] * xv;
-						}
+				} else {
+					[[unroll]] for (uint kh = 0; kh < KH; kh++) {
+						int ih = int(oh * S + kh) - pad;
+						bool rowok = ih >= 0 && ih < hc;
+						uint xr0 = xc + uint(clamp(ih, 0, hc - 1)) * pc.w_in;
+						float xr[XL];
+						[[unroll]] for (uint k = 0; k < XL; k++)
+							xr[k] = rowok && colok[k] ? x[xr0 + col[k]] : 0.0;
+						[[unroll]] for (uint kw = 0; kw < KW; kw++)
+							[[unroll]] for (uint p = 0; p < PW; p++) {
+								float xv = xr[p * S + kw];
+								[[unroll]] for (uint j = 0; j < OCB; j++)
+									acc[j][(c * KH + kh) * KW + kw] += dv[j][p] * xv;
+							}
+					}
 				}
 			}
 		}

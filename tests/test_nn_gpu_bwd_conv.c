@@ -90,7 +90,16 @@ static const struct nn_conv2d_desc cases[] = {
 	// mid-size RepNCSP-like conv: 40 -> 36, 3x3, x slice
 	{ .n = 2, .c_in = 40, .h_in = 8, .w_in = 9, .c_out = 36, .k_h = 3, .k_w = 3, .stride = 1, .pad = 1, .groups = 1,
 	  .x_c_total = 80, .x_c_off = 40 },
+	// gelan-t at 320 whose backward was once far slower than its forward (see check_weight_long):
+	// AConv model.19.cv1 (avg pool, 96 -> 64 3x3 s2 at 20x20), model.1 (16 -> 32 3x3 s2 at
+	// 160x160), the head's class conv model.22.cv3.2.2 (1x1 80 -> 80 at 10x10)
+	{ .n = 2, .c_in = 96, .h_in = 20, .w_in = 20, .c_out = 64, .k_h = 3, .k_w = 3, .stride = 2, .pad = 1, .groups = 1,
+	  .avgpool_before = true },
+	{ .n = 1, .c_in = 16, .h_in = 160, .w_in = 160, .c_out = 32, .k_h = 3, .k_w = 3, .stride = 2, .pad = 1,
+	  .groups = 1 },
+	{ .n = 2, .c_in = 80, .h_in = 10, .w_in = 10, .c_out = 80, .k_h = 1, .k_w = 1, .stride = 1, .groups = 1 },
 };
+#define NREAL 3 // the last NREAL cases
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
 
 static size_t x_floats(const struct nn_conv2d_desc *d)
@@ -309,29 +318,39 @@ static int check_weight(void)
 	return fails;
 }
 
-// A long reduction: 8 x 64 x 64 outputs per weight into a 16x3x3x3 tensor (the stem's shape):
-// many chunks, checked against the reference like the others. The chunks alone fix the summation
-// order, so the other device class's tiles give the same bits.
-static int check_weight_long(void)
+// The two tile sets (this device class's and the other's) must give the same bits: the chunks
+// alone fix the summation order. On a long reduction, 8 x 64 x 64 outputs per weight into a
+// 16x3x3x3 tensor (the stem's shape: many chunks, also checked against the reference), and on the
+// real shapes at the end of cases[] (multi-row chunks, the pooled path).
+static int same_bits(const struct nn_conv2d_desc *d, unsigned seed)
 {
-	const struct nn_conv2d_desc d = { .n = 8, .c_in = 3, .h_in = 128, .w_in = 128, .c_out = 16, .k_h = 3, .k_w = 3,
-	                                  .stride = 2, .pad = 1, .groups = 1 };
-	int fail = weight_one(&d, 555, false, true);
-	size_t nx = x_floats(&d), nz = dz_floats(&d), nw = w_floats(&d);
-	float *x = rnd(nx, 555, 1), *dz = rnd(nz, 556, 1), *init = rnd(nw, 557, 1), *b = rnd(16, 558, 1);
-	float *w1 = malloc(nw * 4), *w2 = malloc(nw * 4), *b1 = malloc(64), *b2 = malloc(64);
+	size_t nx = x_floats(d), nz = dz_floats(d), nw = w_floats(d), nb = d->c_out;
+	float *x = rnd(nx, seed, 1), *dz = rnd(nz, seed + 1, 1), *init = rnd(nw, seed + 2, 1), *b = rnd(nb, seed + 3, 1);
+	float *w1 = malloc(nw * 4), *w2 = malloc(nw * 4), *b1 = malloc(nb * 4), *b2 = malloc(nb * 4);
 	bool cpu = gpu_device_info(g.dev)->type == GPU_DEVICE_TYPE_CPU;
-	int ret = wgrad_run(&d, x, dz, init, b, false, w1, b1);
+	int fail = 0, ret = wgrad_run(d, x, dz, init, b, false, w1, b1);
 	setenv("VKYOLO_CONV_BWD_TILE", cpu ? "gpu" : "cpu", 1);
 	if (!ret)
-		ret = wgrad_run(&d, x, dz, init, b, false, w2, b2);
+		ret = wgrad_run(d, x, dz, init, b, false, w2, b2);
 	unsetenv("VKYOLO_CONV_BWD_TILE");
-	if (ret || memcmp(w1, w2, nw * 4) || memcmp(b1, b2, 64)) {
-		printf("bwd_weight long: the two tile sets differ (ret %d)\n", ret);
+	if (ret || memcmp(w1, w2, nw * 4) || memcmp(b1, b2, nb * 4)) {
+		char s[160];
+		describe(d, s, sizeof(s));
+		printf("bwd_weight %s: the two tile sets differ (ret %d)\n", s, ret);
 		fail = 1;
 	}
 	free(x), free(dz), free(init), free(b), free(w1), free(w2), free(b1), free(b2);
 	return fail;
+}
+
+static int check_weight_long(void)
+{
+	const struct nn_conv2d_desc d = { .n = 8, .c_in = 3, .h_in = 128, .w_in = 128, .c_out = 16, .k_h = 3, .k_w = 3,
+	                                  .stride = 2, .pad = 1, .groups = 1 };
+	int fails = weight_one(&d, 555, false, true) + same_bits(&d, 555);
+	for (size_t i = NCASES - NREAL; i < NCASES; i++)
+		fails += same_bits(&cases[i], 600 + 7 * (unsigned)i);
+	return fails;
 }
 
 // The same checks with the other device class's register tiles forced (VKYOLO_CONV_BWD_TILE), so
@@ -347,10 +366,10 @@ static int check_other_tiles(void)
 
 // ---- timing (printed, not asserted) ---------------------------------------------------------------
 
-static int timing(void)
+// Times pack, forward, data, weight partials and reduce on d; the sequence runs `runs` times (the
+// first run on lavapipe includes the JIT compile of each new kernel variant), the last is printed.
+static int timing_one(const struct nn_conv2d_desc d, int runs)
 {
-	const struct nn_conv2d_desc d = { .n = 2, .c_in = 64, .h_in = 80, .w_in = 80, .c_out = 64, .k_h = 3, .k_w = 3,
-	                                  .stride = 1, .pad = 1, .groups = 1 };
 	size_t nx = x_floats(&d), nz = dz_floats(&d), nw = w_floats(&d);
 	size_t scratch = nn_conv2d_bwd_weight_scratch_bytes(gpu_device_info(g.dev), &d);
 	float *x = rnd(nx, 1, 1), *dz = rnd(nz, 2, 1), *w = rnd(nw, 3, 0.05f);
@@ -394,15 +413,18 @@ static int timing(void)
 		ret = nn_conv2d_bwd_weight_record(g.dev, seq, &d, BP(bx), BP(bz), BP(bs), BP(bdw), &xdb, false, "weight");
 	if (!ret)
 		ret = gpu_seq_end(seq);
-	if (!ret)
+	for (int r = 0; r < runs && !ret; r++)
 		ret = gpu_seq_run(seq);
 	struct gpu_timing tm[8];
 	uint32_t nt = 0;
 	if (!ret && gpu_device_info(g.dev)->timestamps)
 		ret = gpu_seq_timings(seq, tm, 8, &nt);
-	double gflop = 2.0 * d.n * d.c_out * 80 * 80 * d.c_in * 9 * 1e-9; // of one conv pass
-	printf("timing on %s, n2 64->64 3x3 s1 80x80 (%.2f GFLOP per conv pass), weight scratch %zu bytes:\n",
-	       gpu_device_info(g.dev)->name, gflop, scratch);
+	double gflop = 2.0 * d.n * d.c_out * nn_conv2d_out_h(&d) * nn_conv2d_out_w(&d) * (d.c_in / d.groups) * d.k_h *
+	               d.k_w * 1e-9; // of one conv pass
+	char s[160];
+	describe(&d, s, sizeof(s));
+	printf("timing on %s, %s (%.3f GFLOP per conv pass), weight scratch %zu bytes, run %d:\n",
+	       gpu_device_info(g.dev)->name, s, gflop, scratch, runs);
 	// dispatches: pack, forward, data, weight partials, weight reduce
 	static const char *const what[5] = { "pack", "forward", "data", "weight", "w-reduce" };
 	for (uint32_t i = 0; i < nt && i < 5; i++) {
@@ -419,8 +441,35 @@ static int timing(void)
 	return ret != 0;
 }
 
+static int timing(void)
+{
+	// VKYOLO_BWD_BENCH="n,c_in,h,w,c_out,k,stride,avg[,runs]" times that shape instead (benchmarks).
+	const char *e = getenv("VKYOLO_BWD_BENCH");
+	unsigned v[9] = { 0, 0, 0, 0, 0, 0, 0, 0, 2 };
+	if (e && sscanf(e, "%u,%u,%u,%u,%u,%u,%u,%u,%u", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8]) >= 8)
+		return timing_one((struct nn_conv2d_desc){ .n = v[0], .c_in = v[1], .h_in = v[2], .w_in = v[3], .c_out = v[4],
+		                                           .k_h = v[5], .k_w = v[5], .stride = v[6], .pad = v[5] / 2,
+		                                           .groups = 1, .avgpool_before = v[7] != 0 },
+		                  (int)v[8]);
+	return timing_one((struct nn_conv2d_desc){ .n = 2, .c_in = 64, .h_in = 80, .w_in = 80, .c_out = 64, .k_h = 3,
+	                                           .k_w = 3, .stride = 1, .pad = 1, .groups = 1 },
+	                  1);
+}
+
 int main(void)
 {
+	if (getenv("VKYOLO_BWD_BENCH")) { // benchmark only
+		int ret = test_gpu_open(&g);
+		if (ret)
+			return ret;
+		ret = gpu_pool_create(g.dev, &(struct gpu_pool_params){ .kind = GPU_POOL_DEVICE, .name = "bwd" }, &pool);
+		if (!ret)
+			ret = timing();
+		gpu_pool_destroy(&pool);
+		test_gpu_close(&g);
+		return ret ? 1 : 0;
+	}
+
 	int fails = 0, ret = test_gpu_open(&g);
 	if (ret)
 		return ret;

@@ -14,6 +14,10 @@
 #define WGRAD_TARGET_LANES 65536u
 #define WGRAD_MAX_CHUNKS 65535u // the grid's y (Vulkan's guaranteed minimum)
 #define WGRAD_MAX_SCRATCH (32u << 20)
+// ... and each chunk at least this many output pixels: on small maps (10x10 at the head, batch 4)
+// one row per chunk made dozens of tiny chunks whose partial writes and reduce cost more than the
+// products themselves.
+#define WGRAD_MIN_CHUNK_PIXELS 64u
 
 // Register tiles sized for CPU devices (lavapipe: every load costs a loop over the SIMD lanes, so
 // bigger tiles load less per FMA) or for GPUs. VKYOLO_CONV_BWD_TILE=cpu|gpu forces one (tests and
@@ -116,16 +120,21 @@ int nn_conv2d_bwd_data_record(struct gpu_device *dev, struct gpu_seq *seq, const
 		.cbpg = cbpg, .h_in = d->h_in, .w_in = d->w_in, .h_out = nn_conv2d_out_h(d), .w_out = nn_conv2d_out_w(d),
 		.c_out = d->c_out, .x_c_total = d->x_c_total ? d->x_c_total : d->c_in, .x_c_off = d->x_c_off,
 	};
+	// CPU tiles on a device with 8-lane subgroups and shuffles (lavapipe): the subgroup kernel
+	// loads each weight once per subgroup instead of once per lane (same results).
+	const struct gpu_device_info *info = gpu_device_info(dev);
+	bool sg = cpu && info->subgroup_size == SG_LANES && info->subgroup_shuffle;
+	uint32_t wg = sg ? SG_LANES : BWD_WG;
 	struct gpu_binding b[3] = { bind(dz, false), bind(w, false), bind(dx, true) };
 	struct gpu_kernel *k = NULL;
-	struct gpu_kernel_params kp = { .id = GPU_KERNEL_CONV2D_BWD_DATA, .binding_count = 3,
-	                                .push_size = sizeof(p), .spec_count = 8,
-	                                .spec = { BWD_WG, cib, pw, d->k_h, d->k_w, s, avg, d->pad } };
+	struct gpu_kernel_params kp = { .id = sg ? GPU_KERNEL_CONV2D_BWD_DATA_SG : GPU_KERNEL_CONV2D_BWD_DATA,
+	                                .binding_count = 3, .push_size = sizeof(p), .spec_count = 8,
+	                                .spec = { wg, cib, pw, d->k_h, d->k_w, s, avg, d->pad } };
 	ret = gpu_kernel_get(dev, &kp, &k);
 	if (ret)
 		return ret;
 	return gpu_seq_dispatch(seq, &(struct gpu_dispatch){ .kernel = k, .bindings = b, .push = &p,
-	                        .groups = { (p.lanes + BWD_WG - 1) / BWD_WG, d->groups * cbpg, d->n }, .label = label });
+	                        .groups = { (p.lanes + wg - 1) / wg, d->groups * cbpg, d->n }, .label = label });
 }
 
 // The split-K plan of the weight gradient: register tile, chunk count, rows per chunk.
@@ -149,20 +158,25 @@ static void wgrad_plan(const struct nn_conv2d_desc *d, bool cpu, struct wgrad_pl
 {
 	uint32_t cig = d->c_in / d->groups, cog = d->c_out / d->groups, kk = d->k_h * d->k_w;
 	pl->tiles = wgrad_tile(d, cpu, &pl->ocb, &pl->cib);
+	// PW stays fixed per device class: every new spec-constant variant costs lavapipe a one-time
+	// LLVM compile of 10-25 s at its first dispatch (then the Mesa disk cache has it).
+	uint32_t w_out = nn_conv2d_out_w(d);
 	pl->pw = cpu ? 8 : 4;
 	pl->obpg = (cog + pl->ocb - 1) / pl->ocb;
 	pl->cbpg = (cig + pl->cib - 1) / pl->cib;
 	pl->wcount = d->c_out * cig * kk;
 	pl->stride = pl->wcount + d->c_out;
 	pl->rows = d->n * nn_conv2d_out_h(d);
-	// Chunks: enough invocations of the GPU tile to fill a GPU, at most one per output row, partials
-	// under the cap. A function of d alone (the chunks fix the summation order), so every device
+	// Chunks: enough invocations of the GPU tile to fill a GPU, whole output rows of at least
+	// WGRAD_MIN_CHUNK_PIXELS pixels each, partials under the cap. A function of d alone (the chunks fix the summation order), so every device
 	// and tile choice sums in the same order.
 	uint32_t ocb, cib, gpu_tiles = wgrad_tile(d, false, &ocb, &cib);
 	uint32_t want = (WGRAD_TARGET_LANES + gpu_tiles - 1) / gpu_tiles;
 	uint32_t cap = WGRAD_MAX_SCRATCH / 4 / pl->stride;
 	want = want < cap ? want : cap;
-	want = want < pl->rows ? want : pl->rows;
+	uint32_t min_rows = (WGRAD_MIN_CHUNK_PIXELS + w_out - 1) / w_out;
+	uint32_t most = (pl->rows + min_rows - 1) / min_rows;
+	want = want < most ? want : most;
 	want = want < WGRAD_MAX_CHUNKS ? want : WGRAD_MAX_CHUNKS;
 	want = want ? want : 1;
 	pl->rpc = (pl->rows + want - 1) / want;

@@ -1,5 +1,6 @@
 // Records the convolution's training kernels: the GPU weight packing (shaders/conv2d_pack.comp,
-// the same layout as nn_conv2d_pack), the data gradient (shaders/conv2d_bwd_data.comp, gather form)
+// the same layout as nn_conv2d_pack), the data gradient (shaders/conv2d_bwd_data.comp, gather form;
+// conv2d_bwd_data_sg.comp on 8-lane CPU devices, which shares the weights with subgroup shuffles)
 // and the weight/bias gradient as a deterministic split-K (shaders/conv2d_bwd_weight.comp partials
 // per fixed chunk of output rows, then shaders/conv2d_bwd_weight_reduce.comp sums them in order).
 #include <stdlib.h>

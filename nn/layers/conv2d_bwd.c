@@ -2,7 +2,8 @@
 // the same layout as nn_conv2d_pack), the data gradient (shaders/conv2d_bwd_data.comp, gather form;
 // conv2d_bwd_data_sg.comp on 8-lane CPU devices, which shares the weights with subgroup shuffles)
 // and the weight/bias gradient as a deterministic split-K (shaders/conv2d_bwd_weight.comp partials
-// per fixed chunk of output rows, then shaders/conv2d_bwd_weight_reduce.comp sums them in order).
+// per fixed chunk of output rows, or conv2d_bwd_weight_sg.comp on 8-lane CPU devices, which shares
+// the x values with subgroup shuffles; then shaders/conv2d_bwd_weight_reduce.comp sums them in order).
 #include <stdlib.h>
 #include <string.h>
 
@@ -153,8 +154,8 @@ struct wgrad_plan {
 
 
 // OCB x CIB x taps accumulators. GPUs: 8 x 8 for 1x1, 4 x 2 (4 x 3 for 3 input channels) up to
-// 3x3; CPU devices: 16 x 16 for 1x1, 8 x 8 (8 x 3) up to 3x3 (lavapipe, 64->64 3x3 at 80x80: 8 x 8
-// took 0.55x the time of 8 x 4). Returns the tile count.
+// 3x3; CPU devices without the subgroup kernel: 16 x 16 for 1x1, 8 x 8 (8 x 3) up to 3x3 (lavapipe,
+// 64->64 3x3 at 80x80: 8 x 8 took 0.55x the time of 8 x 4). Returns the tile count.
 static uint32_t wgrad_tile(const struct nn_conv2d_desc *d, bool cpu, uint32_t *ocb, uint32_t *cib)
 {
 	uint32_t cig = d->c_in / d->groups, cog = d->c_out / d->groups, kk = d->k_h * d->k_w;

@@ -4,7 +4,9 @@
 // nn_conv2d_backward_weight_ref on odd shapes (batch 3, H != W, stride 2, groups, depthwise, 1x1,
 // 5x3 kernels, avg pool before, x/dx as channel slices at non-zero offsets, dx pre-filled with noise
 // so += and writes outside the slice are checked, dw/db accumulate on and off); the weight gradient
-// run twice must repeat bit for bit. Prints a timing on a realistic shape (not asserted).
+// run twice must repeat bit for bit, and the two tile sets give the same bits. Includes gelan-t's
+// shapes whose backward was once slow. Prints a timing on a realistic shape (not asserted);
+// VKYOLO_BWD_BENCH="n,c_in,h,w,c_out,k,stride,avg[,runs]" times only that shape (benchmarks).
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

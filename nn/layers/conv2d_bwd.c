@@ -1,7 +1,9 @@
 // Records the convolution's training kernels: the GPU weight packing (shaders/conv2d_pack.comp,
-// the same layout as nn_conv2d_pack), the data gradient (shaders/conv2d_bwd_data.comp, gather form)
+// the same layout as nn_conv2d_pack), the data gradient (shaders/conv2d_bwd_data.comp, gather form;
+// conv2d_bwd_data_sg.comp on 8-lane CPU devices, which shares the weights with subgroup shuffles)
 // and the weight/bias gradient as a deterministic split-K (shaders/conv2d_bwd_weight.comp partials
-// per fixed chunk of output rows, then shaders/conv2d_bwd_weight_reduce.comp sums them in order).
+// per fixed chunk of output rows, or conv2d_bwd_weight_sg.comp on 8-lane CPU devices, which shares
+// the x values with subgroup shuffles; then shaders/conv2d_bwd_weight_reduce.comp sums them in order).
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +30,13 @@ static bool cpu_tiles(struct gpu_device *dev)
 	if (e && (!strcmp(e, "cpu") || !strcmp(e, "gpu")))
 		return !strcmp(e, "cpu");
 	return gpu_device_info(dev)->type == GPU_DEVICE_TYPE_CPU;
+}
+
+// The subgroup kernels need CPU tiles on a device with 8-lane subgroups and shuffles (lavapipe).
+static bool use_sg(struct gpu_device *dev, bool cpu)
+{
+	const struct gpu_device_info *info = gpu_device_info(dev);
+	return cpu && info->subgroup_size == SG_LANES && info->subgroup_shuffle;
 }
 
 // Same shape checks as nn_conv2d_record.
@@ -122,8 +131,7 @@ int nn_conv2d_bwd_data_record(struct gpu_device *dev, struct gpu_seq *seq, const
 	};
 	// CPU tiles on a device with 8-lane subgroups and shuffles (lavapipe): the subgroup kernel
 	// loads each weight once per subgroup instead of once per lane (same results).
-	const struct gpu_device_info *info = gpu_device_info(dev);
-	bool sg = cpu && info->subgroup_size == SG_LANES && info->subgroup_shuffle;
+	bool sg = use_sg(dev, cpu);
 	uint32_t wg = sg ? SG_LANES : BWD_WG;
 	struct gpu_binding b[3] = { bind(dz, false), bind(w, false), bind(dx, true) };
 	struct gpu_kernel *k = NULL;
@@ -137,14 +145,17 @@ int nn_conv2d_bwd_data_record(struct gpu_device *dev, struct gpu_seq *seq, const
 	                        .groups = { (p.lanes + wg - 1) / wg, d->groups * cbpg, d->n }, .label = label });
 }
 
-// The split-K plan of the weight gradient: register tile, chunk count, rows per chunk.
+// The split-K plan of the weight gradient: register tile, chunk count, rows per chunk; sg: the
+// subgroup kernel (conv2d_bwd_weight_sg.comp), groups_x its workgroups along x.
 struct wgrad_plan {
-	uint32_t ocb, cib, pw, obpg, cbpg, tiles, rows, rpc, chunks, wcount, stride;
+	uint32_t ocb, cib, pw, obpg, cbpg, tiles, rows, rpc, chunks, wcount, stride, groups_x;
+	bool sg;
 };
 
+
 // OCB x CIB x taps accumulators. GPUs: 8 x 8 for 1x1, 4 x 2 (4 x 3 for 3 input channels) up to
-// 3x3; CPU devices: 16 x 16 for 1x1, 8 x 8 (8 x 3) up to 3x3 (lavapipe, 64->64 3x3 at 80x80: 8 x 8
-// took 0.55x the time of 8 x 4). Returns the tile count.
+// 3x3; CPU devices without the subgroup kernel: 16 x 16 for 1x1, 8 x 8 (8 x 3) up to 3x3 (lavapipe,
+// 64->64 3x3 at 80x80: 8 x 8 took 0.55x the time of 8 x 4). Returns the tile count.
 static uint32_t wgrad_tile(const struct nn_conv2d_desc *d, bool cpu, uint32_t *ocb, uint32_t *cib)
 {
 	uint32_t cig = d->c_in / d->groups, cog = d->c_out / d->groups, kk = d->k_h * d->k_w;
@@ -154,16 +165,27 @@ static uint32_t wgrad_tile(const struct nn_conv2d_desc *d, bool cpu, uint32_t *o
 	return d->groups * ((cog + *ocb - 1) / *ocb) * ((cig + *cib - 1) / *cib);
 }
 
-static void wgrad_plan(const struct nn_conv2d_desc *d, bool cpu, struct wgrad_plan *pl)
+static void wgrad_plan(const struct nn_conv2d_desc *d, bool cpu, bool sg, struct wgrad_plan *pl)
 {
 	uint32_t cig = d->c_in / d->groups, cog = d->c_out / d->groups, kk = d->k_h * d->k_w;
 	pl->tiles = wgrad_tile(d, cpu, &pl->ocb, &pl->cib);
+	pl->sg = sg;
+	if (sg) {
+		// x is shared by the lanes, so big input-channel blocks cost little; small output-channel
+		// blocks keep the 8 lanes busy: 1x1 8 x 32, else 4 x 16 (2 or 1 x 16 under 32 / 16
+		// output channels), at most 576 accumulators
+		uint32_t o = kk == 1 ? 8 : cog >= 32 ? 4 : cog >= 16 ? 2 : 1, c = kk == 1 ? 32 : kk <= 9 ? 16 : 4;
+		pl->ocb = cog < o ? cog : o;
+		pl->cib = cig < c ? cig : c;
+	}
 	// PW stays fixed per device class: every new spec-constant variant costs lavapipe a one-time
 	// LLVM compile of 10-25 s at its first dispatch (then the Mesa disk cache has it).
 	uint32_t w_out = nn_conv2d_out_w(d);
 	pl->pw = cpu ? 8 : 4;
 	pl->obpg = (cog + pl->ocb - 1) / pl->ocb;
 	pl->cbpg = (cig + pl->cib - 1) / pl->cib;
+	pl->tiles = d->groups * pl->obpg * pl->cbpg;
+	pl->groups_x = sg ? d->groups * pl->cbpg * ((pl->obpg + SG_LANES - 1) / SG_LANES) : (pl->tiles + BWD_WG - 1) / BWD_WG;
 	pl->wcount = d->c_out * cig * kk;
 	pl->stride = pl->wcount + d->c_out;
 	pl->rows = d->n * nn_conv2d_out_h(d);
@@ -189,7 +211,7 @@ size_t nn_conv2d_bwd_weight_scratch_bytes(const struct gpu_device_info *info, co
 	if (!d->groups || d->c_in % d->groups || d->c_out % d->groups || !nn_conv2d_out_h(d) || !nn_conv2d_out_w(d))
 		return 0;
 	struct wgrad_plan pl;
-	wgrad_plan(d, false, &pl);
+	wgrad_plan(d, false, false, &pl);
 	return (size_t)pl.chunks * pl.stride * sizeof(float);
 }
 
@@ -211,7 +233,8 @@ int nn_conv2d_bwd_weight_record(struct gpu_device *dev, struct gpu_seq *seq, con
 	if (ret)
 		return ret;
 	struct wgrad_plan pl;
-	wgrad_plan(d, cpu_tiles(dev), &pl);
+	bool cpu = cpu_tiles(dev);
+	wgrad_plan(d, cpu, use_sg(dev, cpu), &pl);
 	size_t need = (size_t)pl.chunks * pl.stride * sizeof(float);
 	size_t have = scratch->size ? scratch->size : gpu_buf_size(scratch->buf) - scratch->offset;
 	if (have < need) {
@@ -219,9 +242,9 @@ int nn_conv2d_bwd_weight_record(struct gpu_device *dev, struct gpu_seq *seq, con
 		return -EINVAL;
 	}
 	struct gpu_kernel *k1 = NULL, *k2 = NULL;
-	struct gpu_kernel_params kp1 = { .id = GPU_KERNEL_CONV2D_BWD_WEIGHT, .binding_count = 3,
-	                                 .push_size = sizeof(struct wgrad_push), .spec_count = 8,
-	                                 .spec = { BWD_WG, pl.ocb, pl.cib, pl.pw, d->k_h, d->k_w, d->stride,
+	struct gpu_kernel_params kp1 = { .id = pl.sg ? GPU_KERNEL_CONV2D_BWD_WEIGHT_SG : GPU_KERNEL_CONV2D_BWD_WEIGHT,
+	                                 .binding_count = 3, .push_size = sizeof(struct wgrad_push), .spec_count = 8,
+	                                 .spec = { pl.sg ? SG_LANES : BWD_WG, pl.ocb, pl.cib, pl.pw, d->k_h, d->k_w, d->stride,
 	                                           d->avgpool_before } };
 	struct gpu_kernel_params kp2 = { .id = GPU_KERNEL_CONV2D_BWD_WEIGHT_REDUCE, .binding_count = 3,
 	                                 .push_size = sizeof(struct wreduce_push), .spec_count = 1,
@@ -240,7 +263,7 @@ int nn_conv2d_bwd_weight_record(struct gpu_device *dev, struct gpu_seq *seq, con
 	};
 	struct gpu_binding b1[3] = { bind(x, false), bind(dz, false), bind(scratch, true) };
 	ret = gpu_seq_dispatch(seq, &(struct gpu_dispatch){ .kernel = k1, .bindings = b1, .push = &p1,
-	                       .groups = { (pl.tiles + BWD_WG - 1) / BWD_WG, pl.chunks, 1 }, .label = label });
+	                       .groups = { pl.groups_x, pl.chunks, 1 }, .label = label });
 	if (ret)
 		return ret;
 	struct wreduce_push p2 = { pl.wcount + (db ? d->c_out : 0), pl.wcount, pl.chunks, pl.stride, accumulate };

@@ -140,7 +140,14 @@ static int parse_args(int argc, char **argv, struct train_opts *o)
 		default: usage_error("bad option"); return -1;
 		}
 		if (bad) {
-			usage_error("bad value '%s' for %s", optarg, argv[optind - 1]);
+			const char *name = "?";
+			for (const struct option *op = opts; op->name; op++)
+				if (op->val == c) {
+					name = op->name;
+					break;
+				}
+			usage_error("bad value '%s' for --%s%s", optarg, name,
+			            c == OPT_IMGSZ ? " (a positive multiple of 32)" : "");
 			return -1;
 		}
 	}

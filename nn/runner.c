@@ -20,7 +20,10 @@ struct nn_runner {
 	uint64_t *t_off, *t_bytes; // per tensor, in the arena
 	struct runner_conv *conv;  // per op
 	struct gpu_pool *wpool, *apool;
-	struct gpu_buf *weights, *arena, *input_u8;
+	struct gpu_buf *weights, *input_u8;
+	struct gpu_buf **arena; // one buffer per chunk of the planned arena
+	uint32_t n_chunks;
+	uint64_t chunk;        // bytes per chunk (the device's binding range, aligned)
 	struct gpu_seq *seq_in, *seq;
 	uint64_t arena_bytes, naive_bytes, weight_bytes;
 	double gflop;
@@ -112,7 +115,8 @@ static int upload_weights(struct nn_runner *r, uint64_t align)
 
 static struct gpu_binding tensor_binding(const struct nn_runner *r, uint32_t t)
 {
-	return (struct gpu_binding){ .buf = r->arena, .offset = r->t_off[t], .size = r->t_bytes[t] };
+	return (struct gpu_binding){ .buf = r->arena[r->t_off[t] / r->chunk], .offset = r->t_off[t] % r->chunk,
+	                             .size = r->t_bytes[t] };
 }
 
 static int record_op(struct nn_runner *r, uint32_t i)
@@ -170,12 +174,28 @@ static int plan_and_record(struct nn_runner *r, uint64_t align)
 		r->t_bytes[t] = (uint64_t)r->p.n * s->c * s->h * s->w * sizeof(float);
 		r->naive_bytes += align_up(r->t_bytes[t], align);
 	}
-	int ret = nn_runner_plan(m, r->t_bytes, r->p.keep_layers, align, r->t_off, &r->arena_bytes);
+	uint64_t range = gpu_device_info(r->dev)->max_storage_buffer_range, cap = (uint64_t)1 << 30;
+	if (r->p.arena_chunk && r->p.arena_chunk < cap)
+		cap = r->p.arena_chunk;
+	r->chunk = (range < cap ? range : cap) / align * align;
+	if (!r->chunk) {
+		LOGE("runner: arena chunk of %llu bytes is below the alignment %llu", (unsigned long long)cap,
+		     (unsigned long long)align);
+		return -EINVAL;
+	}
+	int ret = nn_runner_plan(m, r->t_bytes, r->p.keep_layers, align, r->chunk, r->t_off, &r->arena_bytes);
 	if (!ret)
 		ret = gpu_pool_create(r->dev, &(struct gpu_pool_params){ .kind = GPU_POOL_DEVICE, .name = "activations" },
 		                      &r->apool);
-	if (!ret)
-		ret = gpu_buf_create(r->apool, r->arena_bytes, &r->arena);
+	if (!ret) {
+		r->n_chunks = (uint32_t)((r->arena_bytes + r->chunk - 1) / r->chunk);
+		r->arena = calloc(r->n_chunks ? r->n_chunks : 1, sizeof(*r->arena));
+		ret = r->arena ? 0 : -ENOMEM;
+	}
+	for (uint32_t k = 0; !ret && k < r->n_chunks; k++) {
+		uint64_t left = r->arena_bytes - (uint64_t)k * r->chunk;
+		ret = gpu_buf_create(r->apool, left < r->chunk ? left : r->chunk, &r->arena[k]);
+	}
 	uint64_t in_bytes = (uint64_t)r->p.n * 3 * r->p.h * r->p.w;
 	if (!ret)
 		ret = gpu_buf_create(r->apool, in_bytes, &r->input_u8);
@@ -244,7 +264,9 @@ void nn_runner_destroy(struct nn_runner **rp)
 	gpu_seq_destroy(&r->seq);
 	gpu_seq_destroy(&r->seq_in);
 	gpu_buf_destroy(&r->weights);
-	gpu_buf_destroy(&r->arena);
+	for (uint32_t k = 0; r->arena && k < r->n_chunks; k++)
+		gpu_buf_destroy(&r->arena[k]);
+	free(r->arena);
 	gpu_buf_destroy(&r->input_u8);
 	gpu_pool_destroy(&r->wpool);
 	gpu_pool_destroy(&r->apool);
@@ -265,7 +287,8 @@ int nn_runner_run(struct nn_runner *r, const uint8_t *input_u8)
 
 int nn_runner_run_f32(struct nn_runner *r, const float *input)
 {
-	int ret = gpu_buf_upload(r->arena, r->t_off[0], input, r->t_bytes[0]);
+	struct gpu_binding b = tensor_binding(r, 0);
+	int ret = gpu_buf_upload(b.buf, b.offset, input, r->t_bytes[0]);
 	if (!ret)
 		ret = gpu_seq_run(r->seq);
 	return ret;
@@ -293,7 +316,8 @@ int nn_runner_read_output(struct nn_runner *r, bool aux, float *out)
 		LOGE("runner: the model has no auxiliary output");
 		return -EINVAL;
 	}
-	return gpu_buf_download(r->arena, r->t_off[t], out, r->t_bytes[t]);
+	struct gpu_binding b = tensor_binding(r, t);
+	return gpu_buf_download(b.buf, b.offset, out, r->t_bytes[t]);
 }
 
 static const struct nn_slice *layer_slice(const struct nn_runner *r, uint32_t layer, uint32_t k)
@@ -326,9 +350,10 @@ int nn_runner_read_layer(struct nn_runner *r, uint32_t layer, uint32_t k, float 
 	}
 	const struct nn_shape *sh = &r->shapes[s->tensor];
 	size_t hw = (size_t)sh->h * sh->w;
+	struct gpu_binding tb = tensor_binding(r, s->tensor);
 	int ret = 0;
 	for (uint32_t n = 0; !ret && n < r->p.n; n++)
-		ret = gpu_buf_download(r->arena, r->t_off[s->tensor] + ((size_t)n * sh->c + s->c_off) * hw * sizeof(float),
+		ret = gpu_buf_download(tb.buf, tb.offset + ((size_t)n * sh->c + s->c_off) * hw * sizeof(float),
 		                       out + (size_t)n * s->c * hw, (size_t)s->c * hw * sizeof(float));
 	return ret;
 }
@@ -341,6 +366,7 @@ void nn_runner_stats(const struct nn_runner *r, struct nn_runner_stats *s)
 		.weight_bytes = r->weight_bytes,
 		.activation_bytes = r->arena_bytes,
 		.activation_naive_bytes = r->naive_bytes,
+		.activation_buffers = r->n_chunks,
 		.gflop = r->gflop,
 	};
 }

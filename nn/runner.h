@@ -15,6 +15,10 @@ struct nn_runner_params {
 	uint32_t n, h, w;  // batch and input size (h, w multiples of the largest stride; non-square ok)
 	bool timestamps;   // time every dispatch (nn_runner_timings)
 	bool keep_layers;  // never reuse activation memory, so nn_runner_read_layer works for any layer
+	// Bytes per activation buffer: the planned arena is cut into buffers of at most this size, no tensor
+	// straddling two (devices bind a limited range: lavapipe 128 MiB). 0 = the device's binding range
+	// (at most 1 GiB); tests set it small. Rounded down to the binding alignment.
+	uint64_t arena_chunk;
 };
 
 // The model is borrowed and must outlive the runner (op names label the dispatches).
@@ -46,6 +50,7 @@ struct nn_runner_stats {
 	uint64_t weight_bytes;    // packed weights on the device
 	uint64_t activation_bytes; // planned activation arena
 	uint64_t activation_naive_bytes; // what one buffer per tensor would take
+	uint32_t activation_buffers;     // the arena's buffers (see arena_chunk)
 	double gflop;             // 2 * multiply-adds of the convolutions per forward
 };
 void nn_runner_stats(const struct nn_runner *r, struct nn_runner_stats *s);

@@ -1,6 +1,7 @@
 // Activation memory plan of the GPU executor: every tensor's live range in op order (first write ..
 // last read; the outputs live to the end), then first-fit offsets in one arena so a range is reused
-// once its tensor is dead. keep_layers disables reuse.
+// once its tensor is dead. keep_layers disables reuse. The arena is cut into chunks of at most the
+// device's binding range, one buffer each; no tensor crosses a chunk boundary.
 #include <stdlib.h>
 
 #include "runner_internal.h"
@@ -20,15 +21,17 @@ static uint64_t align_up(uint64_t v, uint64_t a)
 	return (v + a - 1) / a * a;
 }
 
-int nn_runner_plan(const struct nn_model *m, const uint64_t *bytes, bool keep_all, uint64_t align,
+int nn_runner_plan(const struct nn_model *m, const uint64_t *bytes, bool keep_all, uint64_t align, uint64_t chunk,
                    uint64_t *offset, uint64_t *total)
 {
 	uint32_t nt = m->n_tensors, end = m->n_ops + 1;
 	uint32_t *first = malloc(nt * sizeof(uint32_t)), *last = malloc(nt * sizeof(uint32_t));
 	uint32_t *order = malloc(nt * sizeof(uint32_t));
 	int ret = -ENOMEM;
-	if (!first || !last || !order)
+	if (!first || !last || !order) {
+		LOGE("runner: out of host memory planning %u tensors", nt);
 		goto fail;
+	}
 	for (uint32_t t = 0; t < nt; t++)
 		first[t] = last[t] = UINT32_MAX;
 	touch(first, last, 0, 0); // step 0: the input conversion; op i is step i + 1
@@ -61,9 +64,18 @@ int nn_runner_plan(const struct nn_model *m, const uint64_t *bytes, bool keep_al
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t t = order[i];
 		uint64_t size = align_up(bytes[t], align), at = 0;
-		// Lowest offset not overlapping any earlier-placed tensor whose live range meets t's.
+		if (size > chunk) {
+			LOGE("runner: tensor %u needs %.1f MiB, more than the device binds at once (%.1f MiB): use a smaller "
+			     "batch or input", t, size / 1048576.0, chunk / 1048576.0);
+			ret = -ENOMEM;
+			goto fail;
+		}
+		// Lowest offset not overlapping any earlier-placed tensor whose live range meets t's, and not
+		// crossing a chunk boundary (each chunk is its own buffer).
 		for (bool moved = true; moved;) {
 			moved = false;
+			if (size && at / chunk != (at + size - 1) / chunk)
+				at = (at / chunk + 1) * chunk;
 			for (uint32_t j = 0; j < i; j++) {
 				uint32_t u = order[j];
 				if (last[u] < first[t] || first[u] > last[t])
@@ -81,8 +93,6 @@ int nn_runner_plan(const struct nn_model *m, const uint64_t *bytes, bool keep_al
 	}
 	ret = 0;
 fail:
-	if (ret)
-		LOGE("runner: out of host memory planning %u tensors", nt);
 	free(first), free(last), free(order);
 	return ret;
 }

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 int test_gpu_open(struct test_gpu *t)
 {
@@ -82,4 +83,23 @@ void test_fill_random(float *x, size_t n, unsigned seed)
 		s = s * 6364136223846793005ull + 1442695040888963407ull;
 		x[i] = (float)((s >> 40) / (double)(1ull << 24)) * 2.0f - 1.0f;
 	}
+}
+
+float *test_random_floats(size_t n, unsigned seed, float scale, float offset)
+{
+	float *p = malloc((n ? n : 1) * sizeof(float));
+	if (!p)
+		return NULL;
+	test_fill_random(p, n, seed);
+	for (size_t i = 0; i < n; i++)
+		p[i] = p[i] * scale + offset;
+	return p;
+}
+
+int test_upload(struct gpu_pool *pool, const void *data, size_t bytes, struct gpu_buf **out)
+{
+	int ret = gpu_buf_create(pool, bytes ? bytes : 4, out);
+	if (!ret && bytes && data)
+		ret = gpu_buf_upload(*out, 0, data, bytes);
+	return ret;
 }

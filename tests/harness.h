@@ -32,3 +32,7 @@ bool test_close_f32(const char *what, const float *got, const float *want, size_
 
 // Fills a deterministic pseudo-random sequence in [-1, 1).
 void test_fill_random(float *x, size_t n, unsigned seed);
+// A malloc'd array of n values test_fill_random(seed) * scale + offset (NULL when out of memory).
+float *test_random_floats(size_t n, unsigned seed, float scale, float offset);
+// A buffer of `bytes` (at least 4) from pool, holding data when data != NULL. 0 or an engine error.
+int test_upload(struct gpu_pool *pool, const void *data, size_t bytes, struct gpu_buf **out);

@@ -32,11 +32,7 @@ static struct gpu_pool *pool;
 
 static float *rnd(size_t n, unsigned seed, float scale, float offset)
 {
-	float *p = malloc((n ? n : 1) * sizeof(float));
-	test_fill_random(p, n, seed);
-	for (size_t i = 0; i < n; i++)
-		p[i] = p[i] * scale + offset;
-	return p;
+	return test_random_floats(n, seed, scale, offset);
 }
 
 static float *dup(const float *p, size_t n)

@@ -28,19 +28,12 @@ static struct gpu_pool *pool;
 
 static float *rnd(size_t n, unsigned seed, float scale)
 {
-	float *p = malloc((n ? n : 1) * sizeof(float));
-	test_fill_random(p, n, seed);
-	for (size_t i = 0; i < n; i++)
-		p[i] *= scale;
-	return p;
+	return test_random_floats(n, seed, scale, 0.0f);
 }
 
 static int upload(const void *data, size_t bytes, struct gpu_buf **out)
 {
-	int ret = gpu_buf_create(pool, bytes ? bytes : 4, out);
-	if (!ret && bytes)
-		ret = gpu_buf_upload(*out, 0, data, bytes);
-	return ret;
+	return test_upload(pool, data, bytes, out);
 }
 
 // Runs the recorded seq and downloads `floats` from yb into got.

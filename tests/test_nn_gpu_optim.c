@@ -33,10 +33,7 @@ static struct gpu_pool *pool;
 
 static int upload(const void *data, size_t bytes, struct gpu_buf **out)
 {
-	int ret = gpu_buf_create(pool, bytes ? bytes : 4, out);
-	if (!ret && bytes && data)
-		ret = gpu_buf_upload(*out, 0, data, bytes);
-	return ret;
+	return test_upload(pool, data, bytes, out);
 }
 
 static int end_run(struct gpu_seq *seq)

@@ -143,6 +143,26 @@ static int check_model(const char *yaml, uint32_t n, uint32_t h, uint32_t w, con
 	CHECK(export_grads(gt, &gg) == 0 && export_grads(ct, &gc) == 0);
 	fails += compare_maps("gradients gpu vs cpu", gg, gc, tol->grad, GRAD_ATOL_OF_NORM);
 
+	// 1b. a crowded batch: more target rows than the GPU loss was first sized for (64 per image), so it
+	// grows and re-records; the loss must still agree with the CPU's (both backends run this forward, so their
+	// BN running statistics stay equal for the comparisons below)
+	enum { CROWD = 150 };
+	float *crowd = malloc(CROWD * 6 * sizeof(float));
+	CHECK(crowd);
+	for (uint32_t k = 0; k < CROWD; k++) {
+		float *t = crowd + 6 * k;
+		t[0] = (float)(k % n), t[1] = (float)(k % 80), t[2] = 0.1f + 0.8f * (float)((k * 37) % 100) / 100.0f;
+		t[3] = 0.1f + 0.8f * (float)((k * 61) % 100) / 100.0f, t[4] = 0.05f + 0.002f * (float)(k % 50);
+		t[5] = 0.06f + 0.002f * (float)((k * 7) % 50);
+	}
+	CHECK(nn_trainer_forward_backward(gt, x, crowd, CROWD, &lg) == 0);
+	CHECK(nn_trainer_forward_backward(ct, x, crowd, CROWD, &lc) == 0);
+	bool cok = fabs(lg.loss - lc.loss) <= tol->loss * fabs(lc.loss);
+	printf("%s %d targets (GPU loss regrown): loss gpu %.8g cpu %.8g\n", cok ? "ok  " : "FAIL", CROWD, lg.loss,
+	       lc.loss);
+	fails += !cok;
+	free(crowd);
+
 	// 2. determinism: the same forward/backward again from zero gives bit-equal gradients
 	CHECK(nn_trainer_zero_grad(gt) == 0);
 	CHECK(nn_trainer_forward_backward(gt, x, targets, N_TARGETS, &lg) == 0);

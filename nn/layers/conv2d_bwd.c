@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dispatch.h"
 #include "layers_train.h"
 
 #define BWD_WG 64
@@ -51,16 +52,6 @@ static int check_shape(const struct nn_conv2d_desc *d, const char *what, const c
 	return 0;
 }
 
-// Workgroup grid for `count` invocations, folded into y when x would exceed the device limit.
-static void grid_1d(struct gpu_device *dev, uint64_t count, uint32_t groups[3])
-{
-	uint64_t g = (count + BWD_WG - 1) / BWD_WG, maxx = gpu_device_info(dev)->max_workgroup_count[0];
-	uint64_t gy = (g + maxx - 1) / maxx;
-	groups[0] = (uint32_t)((g + gy - 1) / gy);
-	groups[1] = (uint32_t)gy;
-	groups[2] = 1;
-}
-
 static struct gpu_binding bind(const struct gpu_binding *b, bool write)
 {
 	struct gpu_binding r = *b;
@@ -99,7 +90,7 @@ int nn_conv2d_pack_record(struct gpu_device *dev, struct gpu_seq *seq, const str
 	if (ret)
 		return ret;
 	struct gpu_dispatch disp = { .kernel = k, .bindings = b, .push = &p, .label = label };
-	grid_1d(dev, (uint64_t)p.nwp + p.nbp, disp.groups);
+	nn_grid_1d(dev, (uint64_t)p.nwp + p.nbp, BWD_WG, disp.groups);
 	return gpu_seq_dispatch(seq, &disp);
 }
 
@@ -269,6 +260,6 @@ int nn_conv2d_bwd_weight_record(struct gpu_device *dev, struct gpu_seq *seq, con
 	struct wreduce_push p2 = { pl.wcount + (db ? d->c_out : 0), pl.wcount, pl.chunks, pl.stride, accumulate };
 	struct gpu_binding b2[3] = { bind(scratch, false), bind(dw, true), db ? bind(db, true) : bind(scratch, false) };
 	struct gpu_dispatch disp = { .kernel = k2, .bindings = b2, .push = &p2, .label = label };
-	grid_1d(dev, p2.count, disp.groups);
+	nn_grid_1d(dev, p2.count, BWD_WG, disp.groups);
 	return gpu_seq_dispatch(seq, &disp);
 }

@@ -1,18 +1,9 @@
 // Records the memory-bound layers: max/average pooling, nearest resize (with accumulate), the
 // uint8 input conversion and the detection-head decode. One invocation per output element.
 #include "layers.h"
+#include "dispatch.h"
 
 #define EW_WG 64
-
-// Workgroup grid for `count` invocations, folded into y when x would exceed the device limit.
-static void grid_1d(struct gpu_device *dev, uint64_t count, uint32_t groups[3])
-{
-	uint64_t g = (count + EW_WG - 1) / EW_WG, maxx = gpu_device_info(dev)->max_workgroup_count[0];
-	uint64_t gy = (g + maxx - 1) / maxx;
-	groups[0] = (uint32_t)((g + gy - 1) / gy);
-	groups[1] = (uint32_t)gy;
-	groups[2] = 1;
-}
 
 // spec1 < 0: the kernel has no spec constant 1.
 static int record(struct gpu_device *dev, struct gpu_seq *seq, enum gpu_kernel_id id, uint32_t nbind,
@@ -26,7 +17,7 @@ static int record(struct gpu_device *dev, struct gpu_seq *seq, enum gpu_kernel_i
 	if (ret)
 		return ret;
 	struct gpu_dispatch disp = { .kernel = k, .bindings = b, .push = push, .label = label };
-	grid_1d(dev, count, disp.groups);
+	nn_grid_1d(dev, count, EW_WG, disp.groups);
 	return gpu_seq_dispatch(seq, &disp);
 }
 

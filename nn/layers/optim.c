@@ -2,6 +2,7 @@
 // squares behind gradient-norm clipping, the fused clip + SGD update and the EMA of the weights.
 #include <math.h>
 
+#include "dispatch.h"
 #include "layers_train.h"
 
 // Sum of squares: every workgroup of pass 1 reduces a fixed chunk of SUMSQ_CHUNK floats; later
@@ -62,16 +63,6 @@ static uint32_t reduce_wg(const struct gpu_device_info *info)
 	return info->max_workgroup_invocations >= 256 && info->max_workgroup_size[0] >= 256 ? 256 : 128;
 }
 
-// Workgroup grid for `groups` workgroups, folded into y when x would exceed the device limit.
-static void fold_groups(struct gpu_device *dev, uint64_t groups, uint32_t out[3])
-{
-	uint64_t maxx = gpu_device_info(dev)->max_workgroup_count[0];
-	uint64_t gy = div_up(groups, maxx);
-	out[0] = (uint32_t)div_up(groups, gy);
-	out[1] = (uint32_t)gy;
-	out[2] = 1;
-}
-
 size_t nn_sumsq_scratch_bytes(uint64_t count)
 {
 	size_t bytes = 0;
@@ -122,7 +113,7 @@ int nn_sumsq_record(struct gpu_device *dev, struct gpu_seq *seq, uint64_t count,
 		uint32_t push[2] = { (uint32_t)n, SUMSQ_CHUNK };
 		struct gpu_dispatch d = { .kernel = k, .bindings = b, .push = push, .label = label };
 		// reduce_sum_f32 has no folded grid; from pass 1 on there are few groups (count / 4096^2)
-		fold_groups(dev, groups ? groups : 1, d.groups);
+		nn_grid_1d(dev, groups ? groups : 1, 1, d.groups);
 		if (pass && d.groups[1] > 1) {
 			LOGE("sumsq %s: %llu partials exceed one grid row", label ? label : "", (unsigned long long)groups);
 			return -EINVAL;
@@ -171,7 +162,7 @@ int nn_sgd_record(struct gpu_device *dev, struct gpu_seq *seq, uint64_t count, c
 		return ret;
 	struct sgd_push push = { (uint32_t)count, p->lr, p->momentum, p->weight_decay, clip ? p->max_norm : 0.0f };
 	struct gpu_dispatch d = { .kernel = k, .bindings = b, .push = &push, .label = label };
-	fold_groups(dev, div_up(count, OPT_WG), d.groups);
+	nn_grid_1d(dev, count, OPT_WG, d.groups);
 	return gpu_seq_dispatch(seq, &d);
 }
 
@@ -204,6 +195,6 @@ int nn_ema_record(struct gpu_device *dev, struct gpu_seq *seq, uint64_t count, d
 		float d, omd;
 	} push = { (uint32_t)count, (float)decay, (float)(1.0 - decay) };
 	struct gpu_dispatch d = { .kernel = k, .bindings = b, .push = &push, .label = label };
-	fold_groups(dev, div_up(count, OPT_WG), d.groups);
+	nn_grid_1d(dev, count, OPT_WG, d.groups);
 	return gpu_seq_dispatch(seq, &d);
 }

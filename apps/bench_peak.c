@@ -12,7 +12,7 @@ _Static_assert(sizeof(struct peak_push) == 8, "peak_fma_f32.comp");
 
 int app_measure_peak_gflops(struct gpu_device *dev, double *gflops)
 {
-	const uint32_t wg = 64, groups = 4096, iters = 256;
+	const uint32_t wg = 64, groups = 4096, iters = 64;
 	struct gpu_pool *pool = NULL;
 	struct gpu_buf *buf = NULL;
 	struct gpu_seq *seq = NULL;
@@ -40,7 +40,7 @@ int app_measure_peak_gflops(struct gpu_device *dev, double *gflops)
 		uint32_t n = 0;
 		if ((ret = gpu_seq_run(seq)) || (ret = gpu_seq_timings(seq, &t, 1, &n)))
 			break;
-		double g = (double)groups * wg * iters * 64 / (t.ms * 1e6);
+		double g = (double)groups * wg * iters * 1024 / (t.ms * 1e6);
 		if (n == 1 && t.ms > 0 && g > best)
 			best = g;
 	}

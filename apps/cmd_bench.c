@@ -210,8 +210,13 @@ int cmd_bench(int argc, char **argv)
 		if (o.per_layer) {
 			printf(", \"layers\": [");
 			for (uint32_t i = 0; i < n_layers; i++)
-				printf("%s{\"name\": \"%s\", \"ms\": %.4f}", i ? ", " : "", layers[i].label ? layers[i].label : "?",
-				       layers[i].ms);
+			{
+				double gf = 0;
+				char desc[64] = "";
+				nn_runner_op_work(r, layers[i].label, &gf, desc, sizeof(desc));
+				printf("%s{\"name\": \"%s\", \"ms\": %.4f, \"gflop\": %.5f, \"conv\": \"%s\"}", i ? ", " : "",
+				       layers[i].label ? layers[i].label : "?", layers[i].ms, gf, desc);
+			}
 			printf("]");
 		}
 		printf("}\n");
@@ -238,8 +243,16 @@ int cmd_bench(int argc, char **argv)
 			for (uint32_t i = 0; i < n_layers; i++)
 				sum += layers[i].ms;
 			printf("per dispatch (median GPU ms; sum %.2f ms):\n", sum);
-			for (uint32_t i = 0; i < n_layers; i++)
-				printf("  %4u %-40s %8.3f\n", i, layers[i].label ? layers[i].label : "?", layers[i].ms);
+			printf("  %4s %-32s %9s %8s  %s\n", "#", "op", "ms", "GFLOP/s", "conv (batch included)");
+			for (uint32_t i = 0; i < n_layers; i++) {
+				double gf = 0;
+				char desc[64] = "";
+				nn_runner_op_work(r, layers[i].label, &gf, desc, sizeof(desc));
+				printf("  %4u %-32s %9.3f", i, layers[i].label ? layers[i].label : "?", layers[i].ms);
+				if (gf > 0 && layers[i].ms > 0)
+					printf(" %8.2f  %s", gf / (layers[i].ms * 1e-3), desc);
+				printf("\n");
+			}
 		}
 	}
 done:

@@ -1,6 +1,7 @@
 // The GPU executor: packs and uploads the weights, plans the activation arena, records the forward
 // once (one dispatch per op) and replays it per input.
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -369,6 +370,33 @@ void nn_runner_stats(const struct nn_runner *r, struct nn_runner_stats *s)
 		.activation_buffers = r->n_chunks,
 		.gflop = r->gflop,
 	};
+}
+
+int nn_runner_op_work(const struct nn_runner *r, const char *name, double *gflop, char *desc, size_t desc_size)
+{
+	*gflop = 0;
+	if (desc_size)
+		desc[0] = 0;
+	for (uint32_t i = 0; i < r->m->n_ops; i++) {
+		const struct nn_op *op = &r->m->ops[i];
+		if (!name || strcmp(op->name, name))
+			continue;
+		if (op->kind != NN_OP_CONV)
+			return 0;
+		struct nn_conv2d_desc d;
+		conv_desc(r, op, &d);
+		uint32_t ho = nn_conv2d_out_h(&d), wo = nn_conv2d_out_w(&d);
+		*gflop = 2e-9 * d.n * ho * wo * d.c_out * (d.c_in / d.groups) * d.k_h * d.k_w;
+		if (desc_size) {
+			int k = snprintf(desc, desc_size, "%u>%u k%us%u %ux%u", d.c_in, d.c_out, d.k_h, d.stride, ho, wo);
+			if (k > 0 && (size_t)k < desc_size && d.groups > 1)
+				k += snprintf(desc + k, desc_size - k, " g%u", d.groups);
+			if (k > 0 && (size_t)k < desc_size && d.avgpool_before)
+				snprintf(desc + k, desc_size - k, " avg");
+		}
+		return 0;
+	}
+	return -ENOENT;
 }
 
 int nn_runner_timings(const struct nn_runner *r, struct gpu_timing *out, uint32_t cap, uint32_t *count)

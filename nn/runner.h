@@ -54,5 +54,9 @@ struct nn_runner_stats {
 	double gflop;             // 2 * multiply-adds of the convolutions per forward
 };
 void nn_runner_stats(const struct nn_runner *r, struct nn_runner_stats *s);
+// The work of the op named `name` (a dispatch label): for a convolution its FLOP count (2 x
+// multiply-adds, batch included) and "cin>cout kKsS HxW[ gG][ avg]" in desc; 0 FLOP and an empty
+// desc for other ops. -ENOENT when no op has that name.
+int nn_runner_op_work(const struct nn_runner *r, const char *name, double *gflop, char *desc, size_t desc_size);
 // After a run with timestamps: per-dispatch timings (labels = op names, "input").
 int nn_runner_timings(const struct nn_runner *r, struct gpu_timing *out, uint32_t cap, uint32_t *count);

@@ -70,6 +70,8 @@ struct gpu_device_info {
 	uint32_t max_push_constants;        // bytes
 	uint64_t max_storage_buffer_range;  // bytes
 	uint64_t min_storage_offset_align;  // bytes
+	uint64_t max_texel_buffer_elements; // floats one texel binding can cover
+	uint64_t min_texel_offset_align;    // bytes
 	bool cooperative_matrix;            // VK_KHR_cooperative_matrix or VK_NV_cooperative_matrix
 	bool timestamps;                    // compute queue supports timestamps
 	float timestamp_period_ns;
@@ -143,6 +145,13 @@ struct gpu_kernel_params {
 	uint32_t spec_count;
 	uint32_t spec[GPU_MAX_SPEC]; // uint32/int32/float bit patterns, constant_id 0..spec_count-1
 	uint32_t subgroup_size;      // required subgroup size, 0 = the driver's choice
+	// Bit i set: binding i is a read-only uniform texel buffer of R32 floats (GLSL `uniform
+	// samplerBuffer`, read with texelFetch) instead of a storage buffer. CPU devices such as
+	// lavapipe turn a storage-buffer load into a loop over the SIMD lanes but a texel fetch into one
+	// vector gather. The bound range must start at a multiple of min_texel_offset_align and hold at
+	// most max_texel_buffer_elements floats.
+	uint32_t texel_bindings;
+	uint32_t texel4_bindings; // the same with R32G32B32A32 texels (vec4 per fetch); offsets as above
 };
 
 int gpu_kernel_get(struct gpu_device *dev, const struct gpu_kernel_params *p, struct gpu_kernel **out);

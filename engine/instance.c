@@ -198,6 +198,8 @@ static int describe_physical(struct gpu_instance *inst, uint32_t index, struct g
 	info->max_push_constants = lim->maxPushConstantsSize;
 	info->max_storage_buffer_range = lim->maxStorageBufferRange;
 	info->min_storage_offset_align = lim->minStorageBufferOffsetAlignment;
+	info->max_texel_buffer_elements = lim->maxTexelBufferElements;
+	info->min_texel_offset_align = lim->minTexelBufferOffsetAlignment;
 	info->cooperative_matrix = has_device_ext(exts, ext_count, "VK_KHR_cooperative_matrix") ||
 	                           has_device_ext(exts, ext_count, "VK_NV_cooperative_matrix");
 

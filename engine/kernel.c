@@ -171,6 +171,7 @@ static bool same_params(const struct gpu_kernel_params *a, const struct gpu_kern
 {
 	return a->id == b->id && a->binding_count == b->binding_count && a->push_size == b->push_size &&
 	       a->spec_count == b->spec_count && a->subgroup_size == b->subgroup_size &&
+	       a->texel_bindings == b->texel_bindings && a->texel4_bindings == b->texel4_bindings &&
 	       memcmp(a->spec, b->spec, a->spec_count * sizeof(a->spec[0])) == 0;
 }
 
@@ -188,6 +189,11 @@ static int check_params(const struct gpu_device *dev, const struct gpu_kernel_pa
 	                          p->spec[0] > info->max_workgroup_invocations)) {
 		LOGE("kernel %s: workgroup size %u not supported (max %u)", gpu_kernel_spirv[p->id].name,
 		     p->spec[0], info->max_workgroup_size[0]);
+		return -EINVAL;
+	}
+	if ((p->texel_bindings | p->texel4_bindings) >> p->binding_count || (p->texel_bindings & p->texel4_bindings)) {
+		LOGE("kernel %s: texel bindings 0x%x / 0x%x invalid for its %u bindings", gpu_kernel_spirv[p->id].name,
+		     p->texel_bindings, p->texel4_bindings, p->binding_count);
 		return -EINVAL;
 	}
 	if (p->subgroup_size && (!info->subgroup_size_control || p->subgroup_size < info->subgroup_min ||
@@ -230,7 +236,8 @@ int gpu_kernel_get(struct gpu_device *dev, const struct gpu_kernel_params *p, st
 	for (uint32_t i = 0; i < p->binding_count; i++)
 		binds[i] = (VkDescriptorSetLayoutBinding){
 			.binding = i,
-			.descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+			.descriptorType = ((p->texel_bindings | p->texel4_bindings) >> i & 1) ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
+			                                               : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
 			.descriptorCount = 1,
 			.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT,
 		};

@@ -32,7 +32,16 @@ struct gpu_seq {
 	uint32_t label_cap;
 	uint32_t dispatch_count, barrier_count;
 	struct gpu_access_list reads, writes; // since the last barrier
+	VkBufferView *views; // texel-buffer views of the recorded dispatches
+	uint32_t view_count, view_cap;
 };
+
+static void drop_views(struct gpu_seq *seq)
+{
+	for (uint32_t i = 0; i < seq->view_count; i++)
+		vkDestroyBufferView(seq->dev->handle, seq->views[i], NULL);
+	seq->view_count = 0;
+}
 
 int gpu_seq_create(struct gpu_device *dev, struct gpu_seq **out)
 {
@@ -72,6 +81,8 @@ void gpu_seq_destroy(struct gpu_seq **pseq)
 	VkDevice d = seq->dev->handle;
 	if (seq->in_flight)
 		vkWaitForFences(d, 1, &seq->fence, VK_TRUE, UINT64_MAX);
+	drop_views(seq);
+	free(seq->views);
 	for (uint32_t i = 0; i < seq->desc_pool_count; i++)
 		vkDestroyDescriptorPool(d, seq->desc_pools[i], NULL);
 	for (uint32_t i = 0; i < seq->query_pool_count; i++)
@@ -101,6 +112,7 @@ int gpu_seq_begin(struct gpu_seq *seq, bool timestamps)
 	}
 	for (uint32_t i = 0; i < seq->desc_pool_count; i++)
 		VK_CHECK(vkResetDescriptorPool(dev->handle, seq->desc_pools[i], 0));
+	drop_views(seq);
 	seq->sets_in_last_pool = 0;
 	seq->desc_pool_count = seq->desc_pool_count ? 1 : 0; // keep the first pool, drop nothing else yet
 	seq->query_count = 0;
@@ -129,12 +141,13 @@ static VkDescriptorSet alloc_set(struct gpu_seq *seq, VkDescriptorSetLayout layo
 			return VK_NULL_HANDLE;
 		}
 		if (!seq->desc_pools[seq->desc_pool_count]) {
-			VkDescriptorPoolSize ps = { VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, SETS_PER_POOL * GPU_MAX_BINDINGS };
+			VkDescriptorPoolSize ps[2] = { { VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, SETS_PER_POOL * GPU_MAX_BINDINGS },
+			                               { VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, SETS_PER_POOL * GPU_MAX_BINDINGS } };
 			VkDescriptorPoolCreateInfo dpci = {
 				.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
 				.maxSets = SETS_PER_POOL,
-				.poolSizeCount = 1,
-				.pPoolSizes = &ps,
+				.poolSizeCount = 2,
+				.pPoolSizes = ps,
 			};
 			VkResult r = vkCreateDescriptorPool(dev->handle, &dpci, NULL, &seq->desc_pools[seq->desc_pool_count]);
 			if ((*ret = gpu_device_check(dev, r, "descriptor pool")))
@@ -266,10 +279,46 @@ static int record_check(struct gpu_seq *seq)
 	return 0;
 }
 
+// A view of floats over the bound range, owned by the sequence until it is re-recorded.
+static int texel_view(struct gpu_seq *seq, const struct gpu_access *a, const char *what, uint32_t binding,
+                      uint32_t floats, VkBufferView *out)
+{
+	const struct gpu_device_info *info = &seq->dev->phys->info;
+	VkDeviceSize bytes = a->end - a->start, texel = 4 * floats;
+	bytes -= bytes % texel;
+	if (a->start % info->min_texel_offset_align || !bytes || bytes / texel > info->max_texel_buffer_elements) {
+		LOGE("dispatch %s: binding %u is a texel buffer of %llu bytes at offset %llu; the device needs "
+		     "offsets aligned to %llu and at most %llu texels", what, binding, (unsigned long long)bytes,
+		     (unsigned long long)a->start, (unsigned long long)info->min_texel_offset_align,
+		     (unsigned long long)info->max_texel_buffer_elements);
+		return -EINVAL;
+	}
+	if (seq->view_count == seq->view_cap) {
+		uint32_t cap = seq->view_cap ? 2 * seq->view_cap : 64;
+		void *p = realloc(seq->views, cap * sizeof(*seq->views));
+		if (!p)
+			return -ENOMEM;
+		seq->views = p;
+		seq->view_cap = cap;
+	}
+	VkBufferViewCreateInfo ci = {
+		.sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
+		.buffer = a->buffer,
+		.format = floats == 4 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT,
+		.offset = a->start,
+		.range = bytes,
+	};
+	int ret = gpu_device_check(seq->dev, vkCreateBufferView(seq->dev->handle, &ci, NULL, out), "texel buffer view");
+	if (!ret)
+		seq->views[seq->view_count++] = *out;
+	return ret;
+}
+
 int gpu_seq_dispatch(struct gpu_seq *seq, const struct gpu_dispatch *d)
 {
 	struct gpu_access acc[GPU_MAX_BINDINGS];
 	VkDescriptorBufferInfo infos[GPU_MAX_BINDINGS];
+	VkBufferView views[GPU_MAX_BINDINGS];
 	VkWriteDescriptorSet writes[GPU_MAX_BINDINGS];
 	const struct gpu_kernel *k = d->kernel;
 	int ret = record_check(seq);
@@ -295,15 +344,21 @@ int gpu_seq_dispatch(struct gpu_seq *seq, const struct gpu_dispatch *d)
 	if (ret)
 		return ret;
 	for (uint32_t i = 0; i < k->params.binding_count; i++) {
+		bool texel1 = k->params.texel_bindings >> i & 1, texel4 = k->params.texel4_bindings >> i & 1;
+		bool texel = texel1 || texel4;
 		infos[i] = (VkDescriptorBufferInfo){ acc[i].buffer, acc[i].start, acc[i].end - acc[i].start };
 		writes[i] = (VkWriteDescriptorSet){
 			.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
 			.dstSet = set,
 			.dstBinding = i,
 			.descriptorCount = 1,
-			.descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-			.pBufferInfo = &infos[i],
+			.descriptorType = texel ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+			.pBufferInfo = texel ? NULL : &infos[i],
+			.pTexelBufferView = texel ? &views[i] : NULL,
 		};
+		if (texel && (ret = texel_view(seq, &acc[i], d->label ? d->label : gpu_kernel_spirv[k->params.id].name, i,
+		                               texel4 ? 4 : 1, &views[i])))
+			return ret;
 	}
 	vkUpdateDescriptorSets(seq->dev->handle, k->params.binding_count, writes, 0, NULL);
 	vkCmdBindPipeline(seq->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, k->pipeline);

@@ -34,8 +34,9 @@ layout(constant_id = 8) const uint RES = 0;
 const uint XL = (PX - 1) * S + KW;                           // input columns per invocation
 const uint WV = (KW * OCB + 4 * LANES - 1) / (4 * LANES);    // vec4 weight loads per (ci, kh)
 
-layout(std430, binding = 0) readonly buffer X { float x[]; };
-layout(std430, binding = 1) readonly buffer W { vec4 w[]; };
+layout(binding = 0) uniform samplerBuffer xt;
+#define x_at(i) texelFetch(xt, int(i)).x
+layout(binding = 1) uniform samplerBuffer w4;
 layout(std430, binding = 2) readonly buffer B { float bias[]; };
 layout(std430, binding = 3) readonly buffer R { float r[]; };
 layout(std430, binding = 4) writeonly buffer Y { float y[]; };
@@ -96,13 +97,13 @@ void main()
 			int ih = ih0 + int(kh);
 			vec4 wl[WV];
 			[[unroll]] for (uint v = 0; v < WV; v++)
-				wl[v] = w[wbase + (kh * WV + v) * LANES];
+				wl[v] = texelFetch(w4, int(wbase + (kh * WV + v) * LANES));
 			bool rowok = ih >= 0 && ih < hc; // zero padding rows
 			uint row = xbase + uint(clamp(ih, 0, hc - 1)) * pc.w_in;
 			float xs[XL];
 			[[unroll]] for (uint c = 0; c < XL; c++) {
 				uint a = row + col[c];
-				float v = AVG ? 0.25 * (x[a] + x[a + 1] + x[a + pc.w_in] + x[a + pc.w_in + 1]) : x[a];
+				float v = AVG ? 0.25 * (x_at(a) + x_at(a + 1) + x_at(a + pc.w_in) + x_at(a + pc.w_in + 1)) : x_at(a);
 				xs[c] = colok[c] && rowok ? v : 0.0;
 			}
 			[[unroll]] for (uint kw = 0; kw < KW; kw++) {

@@ -156,7 +156,7 @@ static int record_sg(struct gpu_device *dev, struct gpu_seq *seq, const struct n
 	uint32_t tiles_w = (w_out + t->px - 1) / t->px;
 	struct gpu_kernel *k = NULL;
 	uint32_t res = has_residual ? (d->res_before_act ? 2 : 1) : 0;
-	struct gpu_kernel_params kp = { .id = GPU_KERNEL_CONV2D_FWD_SG, .binding_count = 5,
+	struct gpu_kernel_params kp = { .id = GPU_KERNEL_CONV2D_FWD_SG, .binding_count = 5, .texel_bindings = 1, .texel4_bindings = 2,
 	                                .push_size = sizeof(struct sg_push), .spec_count = 9,
 	                                .spec = { SG_LANES, t->ocb, t->px, d->k_h, d->k_w, d->stride,
 	                                          (uint32_t)d->act, d->avgpool_before, res } };

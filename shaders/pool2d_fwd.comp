@@ -2,13 +2,13 @@
 // Max or average 2-D pooling, NCHW f32 over channel slices; square kernel k, stride s, pad p.
 // Max: implicit -inf padding. Average: zero padding counted (PyTorch count_include_pad=True).
 // One invocation per output element. Used for both maxpool2d_fwd and avgpool2d_fwd (spec 1).
-// Bindings: 0 x f32 (read), 1 y f32 (write). Push: struct Push. Spec: 0 workgroup size,
+// Bindings: 0 x f32 (read, texel buffer), 1 y f32 (write). Push: struct Push. Spec: 0 workgroup size,
 //   1 MAX (true: max pool, false: average pool).
 // Grid: ceil(n*c*h_out*w_out / wg) x 1 x 1, folded into y past the x limit (gx = groups_x).
 // CPU reference: nn_maxpool2d_forward_ref / nn_avgpool2d_forward_ref (nn/ref/pool.c).
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const bool MAX = true;
-layout(std430, binding = 0) readonly buffer X { float x[]; };
+layout(binding = 0) uniform samplerBuffer x;
 layout(std430, binding = 1) writeonly buffer Y { float y[]; };
 layout(push_constant) uniform Push {
 	uint count; // n * c * h_out * w_out
@@ -31,7 +31,7 @@ void main()
 	float acc = MAX ? -3.402823466e38 : 0.0;
 	for (int a = max(ih0, 0); a < min(ih0 + int(pc.k), int(pc.h_in)); a++) {
 		for (int b = max(iw0, 0); b < min(iw0 + int(pc.k), int(pc.w_in)); b++) {
-			float v = x[xb + uint(a) * pc.w_in + uint(b)];
+			float v = texelFetch(x, int(xb + uint(a) * pc.w_in + uint(b))).x;
 			acc = MAX ? max(acc, v) : acc + v;
 		}
 	}

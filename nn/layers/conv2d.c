@@ -29,13 +29,15 @@ void nn_conv2d_choose_tile(const struct gpu_device_info *info, const struct nn_c
 		return;
 	}
 	if (info->type == GPU_DEVICE_TYPE_CPU && info->subgroup_size == SG_LANES && info->subgroup_shuffle) {
-		// lavapipe: every loaded (lane, component) costs ~27 cycles, so use channel blocks of up to
-		// 32 (split evenly: 80 channels = 3 x 28) and as many pixels per lane as the accumulator
-		// budget of 320 allows (32 x 10). Measured GELAN-T 640 CPU time per forward: cap 32 3.48 s,
-		// cap 64 3.69 s; at 320: budget 192 / 320 / 512 gave 1.14 / 0.94 / 1.19 s. px depends on the block size only,
-		// never on the input size, so every input size shares the same pipelines.
+		// lavapipe: activations and weights come through texel buffers (one vector gather per load),
+		// so the accumulators' register spills are what is left to balance against the loads: channel
+		// blocks of up to 40 (split evenly: 80 channels = 2 x 40) and as many pixels per lane as an
+		// accumulator budget of 200 allows (40 x 5, 16 x 10). Measured GELAN-T 640 bs1 median latency:
+		// cap/budget 32/320 825 ms, 32/192 667, 32/128 713, 16/160 688, 48/240 652, 40/200 627.
+		// px depends on the block size only, never on the input size, so every input size shares
+		// the same pipelines.
 		const char *ec = getenv("VKYOLO_SG_CAP"), *ea = getenv("VKYOLO_SG_MAXACC");
-		uint32_t cap = ec ? (uint32_t)atoi(ec) : 32, maxacc = ea ? (uint32_t)atoi(ea) : 320;
+		uint32_t cap = ec ? (uint32_t)atoi(ec) : 40, maxacc = ea ? (uint32_t)atoi(ea) : 200;
 		cap = cap ? cap : 64;
 		uint32_t blocks = (cog + cap - 1) / cap;
 		t->variant = NN_CONV2D_SG;

@@ -6,12 +6,13 @@
 #define EW_WG 64
 
 // spec1 < 0: the kernel has no spec constant 1.
+// texel: mask of the bindings read as texel buffers (see gpu_kernel_params).
 static int record(struct gpu_device *dev, struct gpu_seq *seq, enum gpu_kernel_id id, uint32_t nbind,
-                  int spec1, const void *push, uint32_t push_size, uint64_t count,
+                  uint32_t texel, int spec1, const void *push, uint32_t push_size, uint64_t count,
                   const struct gpu_binding *b, const char *label)
 {
 	struct gpu_kernel *k = NULL;
-	struct gpu_kernel_params kp = { .id = id, .binding_count = nbind, .push_size = push_size,
+	struct gpu_kernel_params kp = { .id = id, .binding_count = nbind, .texel_bindings = texel, .push_size = push_size,
 	                                .spec_count = spec1 < 0 ? 1 : 2, .spec = { EW_WG, (uint32_t)spec1 } };
 	int ret = gpu_kernel_get(dev, &kp, &k);
 	if (ret)
@@ -48,7 +49,7 @@ static int pool(struct gpu_device *dev, struct gpu_seq *seq, const struct nn_poo
 	                       d->y_c_total ? d->y_c_total : d->c, d->y_c_off };
 	struct gpu_binding b[2];
 	in_out(x, y, b);
-	return record(dev, seq, GPU_KERNEL_POOL2D_FWD, 2, is_max, &p, sizeof(p), p.count, b, label);
+	return record(dev, seq, GPU_KERNEL_POOL2D_FWD, 2, 1, is_max, &p, sizeof(p), p.count, b, label);
 }
 
 int nn_maxpool2d_record(struct gpu_device *dev, struct gpu_seq *seq, const struct nn_pool2d_desc *d,
@@ -75,7 +76,7 @@ int nn_resize_nearest_record(struct gpu_device *dev, struct gpu_seq *seq, const 
 	                         d->y_c_total ? d->y_c_total : d->c, d->y_c_off };
 	struct gpu_binding b[2];
 	in_out(x, y, b);
-	return record(dev, seq, GPU_KERNEL_RESIZE_NEAREST_FWD, 2, d->accumulate, &p, sizeof(p), p.count, b, label);
+	return record(dev, seq, GPU_KERNEL_RESIZE_NEAREST_FWD, 2, 1, d->accumulate, &p, sizeof(p), p.count, b, label);
 }
 
 int nn_input_u8_record(struct gpu_device *dev, struct gpu_seq *seq, uint64_t count, const struct gpu_binding *x,
@@ -88,18 +89,14 @@ int nn_input_u8_record(struct gpu_device *dev, struct gpu_seq *seq, uint64_t cou
 	uint32_t count4 = (uint32_t)(count / 4);
 	struct gpu_binding b[2];
 	in_out(x, y, b);
-	return record(dev, seq, GPU_KERNEL_INPUT_U8_TO_F32, 2, -1, &count4, 4, count4, b, label);
+	return record(dev, seq, GPU_KERNEL_INPUT_U8_TO_F32, 2, 0, -1, &count4, 4, count4, b, label);
 }
 
-struct decode_level {
+struct decode_push {
+	uint32_t n, nc, reg_max, a_total;
 	uint32_t h, w, a_start, c_total, c_off;
 	float stride;
 };
-struct decode_push {
-	uint32_t n, nc, reg_max, nl, a_total, pad[3];
-	struct decode_level lv[NN_DETECT_MAX_LEVELS];
-};
-_Static_assert(sizeof(struct decode_push) == 128, "detect_decode_fwd.comp push block");
 
 int nn_detect_decode_record(struct gpu_device *dev, struct gpu_seq *seq, const struct nn_decode_desc *d,
                             const struct nn_decode_level_slice *slices, const struct gpu_binding *levels,
@@ -109,28 +106,20 @@ int nn_detect_decode_record(struct gpu_device *dev, struct gpu_seq *seq, const s
 		LOGE("decode %s: bad levels %u / reg_max %u", label ? label : "", d->nl, d->reg_max);
 		return -EINVAL;
 	}
-	struct decode_push p = { .n = d->n, .nc = d->nc, .reg_max = d->reg_max, .nl = d->nl,
-	                         .a_total = nn_decode_anchors(d) };
-	struct gpu_binding b[NN_DETECT_MAX_LEVELS + 1];
-	uint32_t a = 0;
-	for (uint32_t l = 0; l < NN_DETECT_MAX_LEVELS; l++) {
-		uint32_t src = l < d->nl ? l : 0;
-		b[l] = levels[src];
-		b[l].write = false;
-		if (l < d->nl) {
-			p.lv[l] = (struct decode_level){ d->h[l], d->w[l], a, slices[l].c_total, slices[l].c_off,
-			                                 d->stride[l] };
-			a += d->h[l] * d->w[l];
-		}
-	}
-	b[NN_DETECT_MAX_LEVELS] = *y;
-	b[NN_DETECT_MAX_LEVELS].write = true;
 	struct gpu_kernel *k = NULL;
 	int ret = gpu_kernel_get(dev, &(struct gpu_kernel_params){ .id = GPU_KERNEL_DETECT_DECODE_FWD,
-	                         .binding_count = 5, .push_size = sizeof(p), .spec_count = 1, .spec = { EW_WG } }, &k);
-	if (ret)
-		return ret;
-	uint64_t count = (uint64_t)d->n * p.a_total;
-	return gpu_seq_dispatch(seq, &(struct gpu_dispatch){ .kernel = k, .bindings = b, .push = &p,
-	                        .groups = { (uint32_t)((count + EW_WG - 1) / EW_WG), 1, 1 }, .label = label });
+	                         .binding_count = 2, .texel_bindings = 1, .push_size = sizeof(struct decode_push),
+	                         .spec_count = 1, .spec = { EW_WG } }, &k);
+	uint32_t a = 0, a_total = nn_decode_anchors(d);
+	for (uint32_t l = 0; !ret && l < d->nl; l++) {
+		struct decode_push p = { d->n, d->nc, d->reg_max, a_total, d->h[l], d->w[l], a, slices[l].c_total,
+		                         slices[l].c_off, d->stride[l] };
+		struct gpu_binding b[2];
+		in_out(&levels[l], y, b);
+		uint64_t count = (uint64_t)d->n * d->h[l] * d->w[l];
+		ret = gpu_seq_dispatch(seq, &(struct gpu_dispatch){ .kernel = k, .bindings = b, .push = &p,
+		                       .groups = { (uint32_t)((count + EW_WG - 1) / EW_WG), 1, 1 }, .label = label });
+		a += d->h[l] * d->w[l];
+	}
+	return ret;
 }

@@ -17,7 +17,8 @@
 //   to 4*LANES, row order [kw][OCB] (read), 2 bias f32 [groups*bpg][OCB] (read), 3 r f32 (read; any
 //   buffer when RES == 0), 4 y f32 (write).
 // Push: struct Push (nn/layers/conv2d.c). Spec: 0 LANES (workgroup size), 1 OCB, 2 PX, 3 KH, 4 KW,
-//   5 stride, 6 act (0 none, 1 SiLU, 2 sigmoid), 7 AVG, 8 RES (0 none, 1 after act, 2 before).
+//   5 stride, 6 act (0 none, 1 SiLU, 2 sigmoid), 7 AVG, 8 RES (0 none, 1 after act, 2 before),
+//   9 CIU (input channels per loop trip).
 // Grid: ceil(h_out * tiles_w / LANES) x (groups*bpg) x n, tiles_w = ceil(w_out / PX): one tile of
 //   PX pixels per lane, tiles numbered row-major over (oh, tw).
 // CPU reference: nn_conv2d_forward_ref (nn/ref/conv2d.c).
@@ -31,6 +32,7 @@ layout(constant_id = 5) const uint S = 1;
 layout(constant_id = 6) const uint ACT = 0;
 layout(constant_id = 7) const bool AVG = false;
 layout(constant_id = 8) const uint RES = 0;
+layout(constant_id = 9) const uint CIU = 1;
 const uint XL = (PX - 1) * S + KW;                           // input columns per invocation
 const uint WV = (KW * OCB + 4 * LANES - 1) / (4 * LANES);    // vec4 weight loads per (ci, kh)
 
@@ -57,6 +59,32 @@ float act(float v)
 		return 1.0 / (1.0 + exp(-v));
 	return v;
 }
+
+// acc += the contribution of one input channel whose plane starts at XB and whose packed weights
+// (this lane's share) start at vec4 WB.
+#define ACCUMULATE_CHANNEL(XB, WB) \
+	[[unroll]] for (uint kh = 0; kh < KH; kh++) { \
+		int ih = ih0 + int(kh); \
+		vec4 wl[WV]; \
+		[[unroll]] for (uint v = 0; v < WV; v++) \
+			wl[v] = texelFetch(w4, int((WB) + (kh * WV + v) * LANES)); \
+		bool rowok = ih >= 0 && ih < hc; /* zero padding rows */ \
+		uint row = (XB) + uint(clamp(ih, 0, hc - 1)) * pc.w_in; \
+		float xs[XL]; \
+		[[unroll]] for (uint c = 0; c < XL; c++) { \
+			uint a = row + col[c]; \
+			float v = AVG ? 0.25 * (x_at(a) + x_at(a + 1) + x_at(a + pc.w_in) + x_at(a + pc.w_in + 1)) : x_at(a); \
+			xs[c] = colok[c] && rowok ? v : 0.0; \
+		} \
+		[[unroll]] for (uint kw = 0; kw < KW; kw++) { \
+			[[unroll]] for (uint o = 0; o < OCB; o++) { \
+				uint f = kw * OCB + o; \
+				float wv = subgroupShuffle(wl[f / (4 * LANES)][f % 4], (f / 4) % LANES); \
+				[[unroll]] for (uint j = 0; j < PX; j++) \
+					acc[o][j] += wv * xs[j * S + kw]; \
+			} \
+		} \
+	}
 
 void main()
 {
@@ -92,29 +120,17 @@ void main()
 	uint xbase = (n * pc.x_c_total + pc.x_c_off + g * pc.cig) * plane;
 	uint wbase = blk * pc.cig * KH * WV * LANES + lane; // vec4 index of this lane's share
 	int ih0 = int(oh * S) - int(pc.pad);
-	for (uint ci = 0; ci < pc.cig; ci++) {
-		[[unroll]] for (uint kh = 0; kh < KH; kh++) {
-			int ih = ih0 + int(kh);
-			vec4 wl[WV];
-			[[unroll]] for (uint v = 0; v < WV; v++)
-				wl[v] = texelFetch(w4, int(wbase + (kh * WV + v) * LANES));
-			bool rowok = ih >= 0 && ih < hc; // zero padding rows
-			uint row = xbase + uint(clamp(ih, 0, hc - 1)) * pc.w_in;
-			float xs[XL];
-			[[unroll]] for (uint c = 0; c < XL; c++) {
-				uint a = row + col[c];
-				float v = AVG ? 0.25 * (x_at(a) + x_at(a + 1) + x_at(a + pc.w_in) + x_at(a + pc.w_in + 1)) : x_at(a);
-				xs[c] = colok[c] && rowok ? v : 0.0;
-			}
-			[[unroll]] for (uint kw = 0; kw < KW; kw++) {
-				[[unroll]] for (uint o = 0; o < OCB; o++) {
-					uint f = kw * OCB + o;
-					float wv = subgroupShuffle(wl[f / (4 * LANES)][f % 4], (f / 4) % LANES);
-					[[unroll]] for (uint j = 0; j < PX; j++)
-						acc[o][j] += wv * xs[j * S + kw];
-				}
-			}
-		}
+	// Input channels go CIU at a time (a longer straight-line body: lavapipe pays per loop trip),
+	// then one at a time for the rest.
+	uint ci = 0;
+	for (; ci + CIU <= pc.cig; ci += CIU) {
+		[[unroll]] for (uint u = 0; u < CIU; u++)
+			ACCUMULATE_CHANNEL(xbase + u * plane, wbase + u * KH * WV * LANES);
+		xbase += CIU * plane;
+		wbase += CIU * KH * WV * LANES;
+	}
+	for (; ci < pc.cig; ci++) {
+		ACCUMULATE_CHANNEL(xbase, wbase);
 		xbase += plane;
 		wbase += KH * WV * LANES;
 	}

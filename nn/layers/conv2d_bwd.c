@@ -127,7 +127,7 @@ int nn_conv2d_bwd_data_record(struct gpu_device *dev, struct gpu_seq *seq, const
 	struct gpu_binding b[3] = { bind(dz, false), bind(w, false), bind(dx, true) };
 	struct gpu_kernel *k = NULL;
 	struct gpu_kernel_params kp = { .id = sg ? GPU_KERNEL_CONV2D_BWD_DATA_SG : GPU_KERNEL_CONV2D_BWD_DATA,
-	                                .binding_count = 3, .push_size = sizeof(p), .spec_count = 8,
+	                                .binding_count = 3, .texel_bindings = 3, .push_size = sizeof(p), .spec_count = 8,
 	                                .spec = { wg, cib, pw, d->k_h, d->k_w, s, avg, d->pad } };
 	ret = gpu_kernel_get(dev, &kp, &k);
 	if (ret)
@@ -234,7 +234,7 @@ int nn_conv2d_bwd_weight_record(struct gpu_device *dev, struct gpu_seq *seq, con
 	}
 	struct gpu_kernel *k1 = NULL, *k2 = NULL;
 	struct gpu_kernel_params kp1 = { .id = pl.sg ? GPU_KERNEL_CONV2D_BWD_WEIGHT_SG : GPU_KERNEL_CONV2D_BWD_WEIGHT,
-	                                 .binding_count = 3, .push_size = sizeof(struct wgrad_push), .spec_count = 8,
+	                                 .binding_count = 3, .texel_bindings = 3, .push_size = sizeof(struct wgrad_push), .spec_count = 8,
 	                                 .spec = { pl.sg ? SG_LANES : BWD_WG, pl.ocb, pl.cib, pl.pw, d->k_h, d->k_w, d->stride,
 	                                           d->avgpool_before } };
 	struct gpu_kernel_params kp2 = { .id = GPU_KERNEL_CONV2D_BWD_WEIGHT_REDUCE, .binding_count = 3,

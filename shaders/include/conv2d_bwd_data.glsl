@@ -21,8 +21,10 @@ const uint NWL = (KW * CIB + LANES - 1) / LANES; // weight loads per lane per (o
 const uint E0K = (PAD + 1 + S * KW - KW) / S; // E0 + KW (kept unsigned)
 const uint DS = (SW - 1 + PAD + S * KW) / S - E0K + 1;
 
-layout(std430, binding = 0) readonly buffer DZ { float dz[]; };
-layout(std430, binding = 1) readonly buffer Wt { float w[]; };
+layout(binding = 0) uniform samplerBuffer dz_t; // texel buffers: one gather per load on CPU devices
+layout(binding = 1) uniform samplerBuffer w_t;
+#define DZ(i) texelFetch(dz_t, int(i)).x
+#define W(i) texelFetch(w_t, int(i)).x
 layout(std430, binding = 2) buffer DX { float dx[]; };
 layout(push_constant) uniform Push {
 	uint lanes;      // h_in * tiles_w
@@ -84,7 +86,7 @@ void main()
 			float wl[NWL];
 			[[unroll]] for (uint v = 0; v < NWL; v++) {
 				uint f = min(v * LANES + gl_SubgroupInvocationID, KW * CIB - 1), c = f / KW;
-				wl[v] = w[wo + min(ci0 + c, pc.cig - 1) * KK + kh * KW + f - c * KW];
+				wl[v] = W(wo + min(ci0 + c, pc.cig - 1) * KK + kh * KW + f - c * KW);
 			}
 			[[unroll]] for (uint kw = 0; kw < KW; kw++)
 				[[unroll]] for (uint c = 0; c < CIB; c++)
@@ -92,7 +94,7 @@ void main()
 #else
 			[[unroll]] for (uint kw = 0; kw < KW; kw++)
 				[[unroll]] for (uint c = 0; c < CIB; c++)
-					wv[kw][c] = w[wo + cw[c] + kh * KW + kw];
+					wv[kw][c] = W(wo + cw[c] + kh * KW + kw);
 #endif
 			[[unroll]] for (uint tr = 0; tr < TR; tr++) {
 				int row = r0 + int(tr);
@@ -102,7 +104,7 @@ void main()
 				uint dzr = dzo + uint(qh) / S * pc.w_out;
 				float dv[DS];
 				[[unroll]] for (uint k = 0; k < DS; k++)
-					dv[k] = dok[k] ? dz[dzr + dcol[k]] : 0.0;
+					dv[k] = dok[k] ? DZ(dzr + dcol[k]) : 0.0;
 				[[unroll]] for (uint kw = 0; kw < KW; kw++)
 					[[unroll]] for (uint j = 0; j < SW; j++) {
 						uint e = j + PAD + S * KW - kw; // (j + PAD - kw) + S*KW >= 0

@@ -17,8 +17,10 @@ const uint RR = KH + AVG, RC = XL + AVG;             // stored rows / columns pe
 const uint NXL = (CIB * RR * RC + LANES - 1) / LANES; // x loads per lane per step
 #endif
 
-layout(std430, binding = 0) readonly buffer X { float x[]; };
-layout(std430, binding = 1) readonly buffer DZ { float dz[]; };
+layout(binding = 0) uniform samplerBuffer x_t; // texel buffers: one gather per load on CPU devices
+layout(binding = 1) uniform samplerBuffer dz_t;
+#define X(i) texelFetch(x_t, int(i)).x
+#define DZ(i) texelFetch(dz_t, int(i)).x
 layout(std430, binding = 2) writeonly buffer P { float part[]; };
 layout(push_constant) uniform Push {
 	uint tiles;            // groups * obpg * cbpg
@@ -72,7 +74,7 @@ void main()
 				uint oc = min(oc0 + j, pc.cog - 1);
 				[[unroll]] for (uint p = 0; p < PW; p++) {
 					uint ow = ow0 + p;
-					float v = dz[dzb + oc * plane_out + min(ow, pc.w_out - 1)];
+					float v = DZ(dzb + oc * plane_out + min(ow, pc.w_out - 1));
 					dv[j][p] = ow < pc.w_out && oc0 + j < pc.cog ? v : 0.0;
 					accb[j] += dv[j][p];
 				}
@@ -95,11 +97,11 @@ void main()
 				uint xc = xb + min(ci0 + c, pc.cig - 1) * plane;
 				int ih = int(oh * S + r) - pad, iw = iw0 + int(k);
 				if (AVG == 1) {
-					xl[v] = x[xc + uint(clamp(ih, 0, int(pc.h_in) - 1)) * pc.w_in +
-					          uint(clamp(iw, 0, int(pc.w_in) - 1))];
+					xl[v] = X(xc + uint(clamp(ih, 0, int(pc.h_in) - 1)) * pc.w_in +
+					          uint(clamp(iw, 0, int(pc.w_in) - 1)));
 				} else {
 					bool ok = ih >= 0 && ih < hc && iw >= 0 && iw < wc;
-					float xv = x[xc + uint(clamp(ih, 0, hc - 1)) * pc.w_in + uint(clamp(iw, 0, wc - 1))];
+					float xv = X(xc + uint(clamp(ih, 0, hc - 1)) * pc.w_in + uint(clamp(iw, 0, wc - 1)));
 					xl[v] = ok ? xv : 0.0;
 				}
 			}
@@ -119,7 +121,7 @@ void main()
 							const uint f = (c * RR + r) * RC + k;
 							raw[k] = subgroupShuffle(xl[f / LANES], f % LANES);
 #else
-							raw[k] = x[xr0 + uint(clamp(iw0 + int(k), 0, int(pc.w_in) - 1))];
+							raw[k] = X(xr0 + uint(clamp(iw0 + int(k), 0, int(pc.w_in) - 1)));
 #endif
 						}
 						float hs[XL];
@@ -152,7 +154,7 @@ void main()
 							const uint f = (c * RR + kh) * RC + k;
 							xr[k] = subgroupShuffle(xl[f / LANES], f % LANES);
 #else
-							xr[k] = rowok && colok[k] ? x[xr0 + col[k]] : 0.0;
+							xr[k] = rowok && colok[k] ? X(xr0 + col[k]) : 0.0;
 #endif
 						}
 						[[unroll]] for (uint kw = 0; kw < KW; kw++)

@@ -3,7 +3,7 @@
 // over one chunk of one plane (du = dy * act'(u), u recomputed from z, the batch statistics, gamma,
 // beta and r). One invocation per chunk, summing its elements in order into four interleaved sums
 // (no shared memory, no barriers; deterministic).
-// Bindings: 0 z dense [n, c, h, w], 1 gamma, 2 beta, 3 mean, 4 var [c], 5 r (residual slice; any
+// Bindings (0, 5 and 6 are texel buffers, vec4 texels when VEC4): 0 z dense [n, c, h, w], 1 gamma, 2 beta, 3 mean, 4 var [c], 5 r (residual slice; any
 // buffer unless RES == before and ACT != none), 6 dy (y slice) (all read; z, r, dy aliased as vec4
 // when VEC4), 7 scratch (write: pair (ch * n + b) * cpp + j of (S1, S2) for chunk j of plane (b, ch)).
 // Push: include/bn_act_bwd.glsl. Spec: 0 workgroup size, 1 ACT (enum nn_act), 2 RES (0 none,

@@ -3,7 +3,7 @@
 // one plane per invocation (the channel's parameters loaded once):
 // u = (z - mean) / sqrt(var + eps) * gamma + beta [+ r when RES == before]; y = act(u) [+ r when
 // RES == after], y and r channel slices of bigger tensors.
-// Bindings: 0 z (read), 1 gamma [c], 2 beta [c], 3 mean [c], 4 var [c] (read), 5 r (read; any buffer
+// Bindings (0 and 5 are texel buffers, vec4 texels when VEC4): 0 z (read), 1 gamma [c], 2 beta [c], 3 mean [c], 4 var [c] (read), 5 r (read; any buffer
 // when RES == none), 6 y (write); z, r, y aliased as vec4 when VEC4. Push: struct Push (the first
 // twelve words of include/bn_act_bwd.glsl's). Spec: 0 workgroup size, 1 ACT (enum nn_act), 2 RES
 // (0 none, 1 before the activation, 2 after), 3 VEC4 (hw % 4 == 0 and the slices 16-byte aligned).
@@ -15,14 +15,12 @@ layout(constant_id = 1) const int ACT = 0;
 layout(constant_id = 2) const int RES = 0;
 layout(constant_id = 3) const bool VEC4 = false;
 #include "bn_act.glsl"
-layout(std430, binding = 0) readonly buffer Z { float z[]; };
-layout(std430, binding = 0) readonly buffer Z4 { vec4 z4[]; };
+layout(binding = 0) uniform samplerBuffer z_t; // texel buffers (see BN_TLOAD4)
 layout(std430, binding = 1) readonly buffer G { float gamma[]; };
 layout(std430, binding = 2) readonly buffer B { float beta[]; };
 layout(std430, binding = 3) readonly buffer M { float mean[]; };
 layout(std430, binding = 4) readonly buffer V { float var[]; };
-layout(std430, binding = 5) readonly buffer R { float r[]; };
-layout(std430, binding = 5) readonly buffer R4 { vec4 r4[]; };
+layout(binding = 5) uniform samplerBuffer r_t;
 layout(std430, binding = 6) writeonly buffer Y { float y[]; };
 layout(std430, binding = 6) writeonly buffer Y4 { vec4 y4[]; };
 layout(push_constant) uniform Push {
@@ -47,8 +45,8 @@ void main()
 	uint rb = (n * pc.r_c_total + pc.r_c_off + ch) * pc.hw;
 	for (uint p = p0; p < p1; p += 4) {
 		uint left = p1 - p;
-		vec4 u = (BN_LOAD4(z, z4, zb + p, left) - mu) * inv * gm + bt;
-		vec4 rv = RES != RES_NONE ? BN_LOAD4(r, r4, rb + p, left) : vec4(0.0);
+		vec4 u = (BN_TLOAD4(z_t, zb + p, left) - mu) * inv * gm + bt;
+		vec4 rv = RES != RES_NONE ? BN_TLOAD4(r_t, rb + p, left) : vec4(0.0);
 		if (RES == RES_BEFORE)
 			u += rv;
 		vec4 v = act_apply(ACT, u);

@@ -4,7 +4,7 @@
 // mean's rounding relative to the spread, not to the mean; M2: sum of squared deviations), folded
 // sequentially 4 values at a time with Chan's pairwise update (no sum-of-squares cancellation). One invocation per chunk, no shared
 // memory, no barriers; bn_stats_merge combines the chunks of a channel in a fixed order.
-// Bindings: 0 z f32 (read; aliased as vec4 when VEC4), 1 part vec2 (write: (mean, M2) of chunk j of
+// Bindings: 0 z f32 (read; a texel buffer of vec4 texels when VEC4, floats otherwise), 1 part vec2 (write: (mean, M2) of chunk j of
 // plane (b, ch) at (ch * n + b) * cpp + j). Push: struct Push (include/bn_stats.glsl).
 // Spec: 0 workgroup size, 1 VEC4 (hw % 4 == 0, chunk % 4 == 0 and z 16-byte aligned).
 // Grid: ceil(n * c * cpp / wg) x 1 x 1, folded into y past the x limit (gx = groups_x).
@@ -13,8 +13,8 @@
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const bool VEC4 = false;
 #include "bn_stats.glsl"
-layout(std430, binding = 0) readonly buffer Z { float z[]; };
-layout(std430, binding = 0) readonly buffer Z4 { vec4 z4[]; };
+layout(binding = 0) uniform samplerBuffer z_t; // R32G32B32A32 texels when VEC4, else R32
+#define Z1(i) (VEC4 ? texelFetch(z_t, int((i) >> 2))[(i) & 3] : texelFetch(z_t, int(i)).x)
 layout(std430, binding = 1) writeonly buffer P { vec2 part[]; };
 
 void main()
@@ -25,15 +25,15 @@ void main()
 	uint plane = i / pc.cpp, j = i - plane * pc.cpp;
 	uint b = plane / pc.c, ch = plane - b * pc.c;
 	uint p = j * pc.chunk, p1 = min(p + pc.chunk, pc.hw), base = plane * pc.hw;
-	float shift = z[ch * pc.hw], cnt = 0.0, mu = 0.0, m2 = 0.0;
+	float shift = Z1(ch * pc.hw), cnt = 0.0, mu = 0.0, m2 = 0.0;
 	for (; p + 4 <= p1; p += 4) {
-		vec4 a = VEC4 ? z4[(base + p) >> 2] : vec4(z[base + p], z[base + p + 1], z[base + p + 2], z[base + p + 3]);
+		vec4 a = VEC4 ? texelFetch(z_t, int((base + p) >> 2)) : vec4(Z1(base + p), Z1(base + p + 1), Z1(base + p + 2), Z1(base + p + 3));
 		a -= shift;
 		float mb = (a.x + a.y + a.z + a.w) * 0.25;
 		vec4 d = a - mb;
 		bn_merge(cnt, mu, m2, 4.0, mb, d.x * d.x + d.y * d.y + d.z * d.z + d.w * d.w);
 	}
 	for (; p < p1; p++)
-		bn_merge(cnt, mu, m2, 1.0, z[base + p] - shift, 0.0);
+		bn_merge(cnt, mu, m2, 1.0, Z1(base + p) - shift, 0.0);
 	part[(ch * pc.n + b) * pc.cpp + j] = vec2(mu, m2);
 }

@@ -52,6 +52,13 @@ vec4 act_grad(int act, vec4 u)
 	(VEC4 ? arr4[(at) >> 2] \
 	      : vec4(arr[at], (left) > 1 ? arr[(at) + 1] : 0.0, (left) > 2 ? arr[(at) + 2] : 0.0, \
 	             (left) > 3 ? arr[(at) + 3] : 0.0))
+// The same from a read-only texel buffer (one vector gather per component on CPU devices, where a
+// storage-buffer load is a loop over the lanes), bound with R32G32B32A32 texels when VEC4 and R32
+// texels otherwise.
+#define BN_TLOAD4(tex, at, left) \
+	(VEC4 ? texelFetch(tex, int((at) >> 2)) \
+	      : vec4(texelFetch(tex, int(at)).x, (left) > 1 ? texelFetch(tex, int(at) + 1).x : 0.0, \
+	             (left) > 2 ? texelFetch(tex, int(at) + 2).x : 0.0, (left) > 3 ? texelFetch(tex, int(at) + 3).x : 0.0))
 // Stores the first min(left, 4) values of v (statement).
 #define BN_STORE4(arr, arr4, at, left, v) \
 	if (VEC4) { \

@@ -2,16 +2,13 @@
 // block, and the recomputation of du = dy * act'(u) and xhat = (z - mean) / sqrt(var + eps) for four
 // consecutive elements of one plane. Needs spec constants ACT, RES and VEC4 declared first, and
 // bn_act.glsl. The push block's first twelve words are bn_act_fwd's.
-layout(std430, binding = 0) readonly buffer Z { float z[]; };
-layout(std430, binding = 0) readonly buffer Z4 { vec4 z4[]; };
+layout(binding = 0) uniform samplerBuffer z_t; // texel buffers (see BN_TLOAD4)
 layout(std430, binding = 1) readonly buffer G { float gamma[]; };
 layout(std430, binding = 2) readonly buffer B { float beta[]; };
 layout(std430, binding = 3) readonly buffer M { float mean[]; };
 layout(std430, binding = 4) readonly buffer V { float var[]; };
-layout(std430, binding = 5) readonly buffer R { float r[]; };
-layout(std430, binding = 5) readonly buffer R4 { vec4 r4[]; };
-layout(std430, binding = 6) readonly buffer DY { float dy[]; };
-layout(std430, binding = 6) readonly buffer DY4 { vec4 dy4[]; };
+layout(binding = 5) uniform samplerBuffer r_t;
+layout(binding = 6) uniform samplerBuffer dy_t;
 layout(push_constant) uniform Push {
 	uint work; // invocations: n * c * cpp
 	uint c, hw;
@@ -60,14 +57,14 @@ bn_chan bn_chan_of(uint ch)
 void bn_act_grad4(bn_chan q, uint b, uint ch, uint p, uint left, out vec4 g, out vec4 xhat, out vec4 du)
 {
 	uint zi = (b * pc.c + ch) * pc.hw + p, yi = (b * pc.y_c_total + pc.y_c_off + ch) * pc.hw + p;
-	xhat = (BN_LOAD4(z, z4, zi, left) - q.mean) * q.inv;
-	g = BN_LOAD4(dy, dy4, yi, left);
+	xhat = (BN_TLOAD4(z_t, zi, left) - q.mean) * q.inv;
+	g = BN_TLOAD4(dy_t, yi, left);
 	du = g;
 	if (ACT != ACT_NONE) {
 		vec4 u = xhat * q.gamma + q.beta;
 		if (RES == RES_BEFORE) {
 			uint ri = (b * pc.r_c_total + pc.r_c_off + ch) * pc.hw + p;
-			u += BN_LOAD4(r, r4, ri, left);
+			u += BN_TLOAD4(r_t, ri, left);
 		}
 		du = g * act_grad(ACT, u);
 	}

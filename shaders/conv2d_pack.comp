@@ -4,14 +4,14 @@
 // row = [k_w][ocb] zero-padded to `row` floats, bp [groups*bpg][ocb]; channels past c_out/groups in
 // the last block of a group and the row padding are zeros. One invocation per packed float: the
 // first nwp indices write wp, the next nbp write bp.
-// Bindings: 0 w f32 (read), 1 bias f32 (read; any buffer when has_bias == 0), 2 wp f32 (write),
+// Bindings (0 and 1 texel buffers): 0 w f32 (read), 1 bias f32 (read; any buffer when has_bias == 0), 2 wp f32 (write),
 //   3 bp f32 (write).
 // Push: struct Push (nn/layers/conv2d_bwd.c). Spec: 0 workgroup size.
 // Grid: ceil((nwp + nbp) / wg) invocations, folded into y past the x limit (gx = groups_x).
 // CPU reference: nn_conv2d_pack (nn/layers/conv2d.c).
 layout(local_size_x_id = 0) in;
-layout(std430, binding = 0) readonly buffer W { float w[]; };
-layout(std430, binding = 1) readonly buffer B { float bias[]; };
+layout(binding = 0) uniform samplerBuffer w_t; // texel buffers: one gather per load on CPU devices
+layout(binding = 1) uniform samplerBuffer bias_t;
 layout(std430, binding = 2) writeonly buffer WP { float wp[]; };
 layout(std430, binding = 3) writeonly buffer BP { float bp[]; };
 layout(push_constant) uniform Push {
@@ -35,7 +35,7 @@ void main()
 		uint g = blk / pc.bpg, ocg = (blk % pc.bpg) * pc.ocb + j;
 		float v = 0.0;
 		if (kw < pc.k_w && ocg < pc.cog)
-			v = w[(((g * pc.cog + ocg) * pc.cig + ci) * pc.k_h + kh) * pc.k_w + kw];
+			v = texelFetch(w_t, int((((g * pc.cog + ocg) * pc.cig + ci) * pc.k_h + kh) * pc.k_w + kw)).x;
 		wp[i] = v;
 		return;
 	}
@@ -44,5 +44,5 @@ void main()
 		return;
 	uint blk = i / pc.ocb, j = i % pc.ocb;
 	uint g = blk / pc.bpg, ocg = (blk % pc.bpg) * pc.ocb + j;
-	bp[i] = pc.has_bias != 0 && ocg < pc.cog ? bias[g * pc.cog + ocg] : 0.0;
+	bp[i] = pc.has_bias != 0 && ocg < pc.cog ? texelFetch(bias_t, int(g * pc.cog + ocg)).x : 0.0;
 }

@@ -84,7 +84,7 @@ int nn_conv2d_pack_record(struct gpu_device *dev, struct gpu_seq *seq, const str
 	};
 	struct gpu_binding b[4] = { bind(w, false), bind(bias ? bias : w, false), bind(wp, true), bind(bp, true) };
 	struct gpu_kernel *k = NULL;
-	struct gpu_kernel_params kp = { .id = GPU_KERNEL_CONV2D_PACK, .binding_count = 4,
+	struct gpu_kernel_params kp = { .id = GPU_KERNEL_CONV2D_PACK, .binding_count = 4, .texel_bindings = 3,
 	                                .push_size = sizeof(p), .spec_count = 1, .spec = { BWD_WG } };
 	ret = gpu_kernel_get(dev, &kp, &k);
 	if (ret)

@@ -26,6 +26,23 @@ int nn_conv2d_pack_record(struct gpu_device *dev, struct gpu_seq *seq, const str
                           const struct nn_conv2d_tile *t, const struct gpu_binding *w, const struct gpu_binding *bias,
                           const struct gpu_binding *wp, const struct gpu_binding *bp, const char *label);
 
+// The data gradient of a stride-1, same-size convolution (2*pad == k-1, square kernel, no average
+// pool) is itself a forward convolution of dz with the weights transposed (c_in <-> c_out) and
+// rotated 180 degrees, which the fast forward kernels compute. Where that applies and the device
+// prefers it (CPU devices with the subgroup kernel: lavapipe's dgrad ran at half the forward
+// kernel's GFLOP/s), fills *t: the forward descriptor reading dz (dense) and writing d's x slice
+// with the residual add (the += of the gradient), act none; the caller chooses its tile with
+// nn_conv2d_choose_tile, packs the weights with nn_conv2d_pack_transposed_record and records it
+// with nn_conv2d_record(t, has_residual = true, r = y = dx). Returns false otherwise (use
+// nn_conv2d_bwd_data_record).
+bool nn_conv2d_bwd_data_as_conv(const struct gpu_device_info *info, const struct nn_conv2d_desc *d,
+                                struct nn_conv2d_desc *t);
+// As nn_conv2d_pack_record for the transposed descriptor t of nn_conv2d_bwd_data_as_conv: w is the
+// original raw weights [c_out, c_in/groups, k_h, k_w]; the bias is zero.
+int nn_conv2d_pack_transposed_record(struct gpu_device *dev, struct gpu_seq *seq, const struct nn_conv2d_desc *t,
+                                     const struct nn_conv2d_tile *tile, const struct gpu_binding *w,
+                                     const struct gpu_binding *wp, const struct gpu_binding *bp, const char *label);
+
 // dx (x slice of d, +=) from dz: dense [n, c_out, h_out, w_out] (d's y_c_total / y_c_off ignored),
 // through the transposed convolution with raw weights w and the adjoint of the 2x2/s1 average pool
 // when d->avgpool_before. Reference: nn_conv2d_backward_data_ref.

@@ -113,6 +113,12 @@ static int record_forward(struct nn_tg *g, bool timestamps)
 		struct gpu_binding wp = tg_bind(g->packed, c->wp, c->wp_bytes, true), bp = tg_bind(g->packed, c->bp, c->bp_bytes, true);
 		ret = nn_conv2d_pack_record(g->dev, g->fwd, op->bn.gamma ? &c->dz : &c->d, &c->tile, &w, op->b ? &b : NULL,
 		                            &wp, &bp, lbl(g, i, "pack"));
+		if (!ret && c->dgrad_conv) {
+			struct gpu_binding wpt = tg_bind(g->packed, c->wpt, c->wpt_bytes, true);
+			struct gpu_binding bpt = tg_bind(g->packed, c->bpt, c->bpt_bytes, true);
+			ret = nn_conv2d_pack_transposed_record(g->dev, g->fwd, &c->dt, &c->tile_t, &w, &wpt, &bpt,
+			                                       lbl(g, i, "pack_t"));
+		}
 	}
 	for (uint32_t i = 0; !ret && i < m->n_ops; i++)
 		ret = record_fwd_op(g, i);
@@ -162,7 +168,14 @@ static int record_conv_bwd(struct nn_tg *g, uint32_t i)
 	if (!ret && op->x.tensor != 0) {
 		struct gpu_binding w = tg_sbind(g->state, p->w, tg_w_count(op), false);
 		struct gpu_binding dx = tensor_b(g, g->dacts, op->x.tensor, true);
-		ret = nn_conv2d_bwd_data_record(g->dev, g->bwd, &c->d, &dz, &w, &dx, lbl(g, i, "dgrad"));
+		if (c->dgrad_conv) {
+			struct gpu_binding wpt = tg_bind(g->packed, c->wpt, c->wpt_bytes, false);
+			struct gpu_binding bpt = tg_bind(g->packed, c->bpt, c->bpt_bytes, false);
+			ret = nn_conv2d_record(g->dev, g->bwd, &c->dt, &c->tile_t, true, &dz, &wpt, &bpt, &dx, &dx,
+			                       lbl(g, i, "dgrad"));
+		} else {
+			ret = nn_conv2d_bwd_data_record(g->dev, g->bwd, &c->d, &dz, &w, &dx, lbl(g, i, "dgrad"));
+		}
 	}
 	return ret;
 }
@@ -236,6 +249,14 @@ static int plan(struct nn_tg *g)
 		c->bp_bytes = nn_conv2d_packed_bias_floats(fd, &c->tile) * 4;
 		c->wp = packed, packed = tg_align_up(packed + c->wp_bytes, g->align);
 		c->bp = packed, packed = tg_align_up(packed + c->bp_bytes, g->align);
+		c->dgrad_conv = op->x.tensor != 0 && nn_conv2d_bwd_data_as_conv(info, &c->d, &c->dt);
+		if (c->dgrad_conv) {
+			nn_conv2d_choose_tile(info, &c->dt, &c->tile_t);
+			c->wpt_bytes = nn_conv2d_packed_weight_floats(&c->dt, &c->tile_t) * 4;
+			c->bpt_bytes = nn_conv2d_packed_bias_floats(&c->dt, &c->tile_t) * 4;
+			c->wpt = packed, packed = tg_align_up(packed + c->wpt_bytes, g->align);
+			c->bpt = packed, packed = tg_align_up(packed + c->bpt_bytes, g->align);
+		}
 		uint64_t out_bytes = (uint64_t)g->n * op->y.c * nn_conv2d_out_h(&c->d) * nn_conv2d_out_w(&c->d) * 4;
 		dzmax = out_bytes > dzmax ? out_bytes : dzmax;
 		uint64_t ws = nn_conv2d_bwd_weight_scratch_bytes(info, &c->d);

@@ -22,6 +22,10 @@ struct nn_tg_conv {
 	struct nn_conv2d_desc dz;  // BN ops: the bare convolution into the dense z buffer
 	struct nn_conv2d_tile tile;
 	uint64_t wp, bp, wp_bytes, bp_bytes; // bytes into packed
+	bool dgrad_conv;                     // the data gradient runs as the forward conv dt
+	struct nn_conv2d_desc dt;            // (nn_conv2d_bwd_data_as_conv) with tile_t and the
+	struct nn_conv2d_tile tile_t;        // transposed weights packed at wpt / bpt
+	uint64_t wpt, bpt, wpt_bytes, bpt_bytes;
 	struct gpu_buf *zbuf;                // BN ops: the conv output before BatchNorm
 	uint64_t z_bytes;
 	uint64_t stat;                       // bytes into stats: mean[c_out] then var at + stat_var

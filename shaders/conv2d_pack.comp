@@ -3,7 +3,10 @@
 // conv2d_fwd*.comp kernel reads (nn/layers/conv2d.c): wp [groups*bpg][cig][k_h][row] with
 // row = [k_w][ocb] zero-padded to `row` floats, bp [groups*bpg][ocb]; channels past c_out/groups in
 // the last block of a group and the row padding are zeros. One invocation per packed float: the
-// first nwp indices write wp, the next nbp write bp.
+// first nwp indices write wp, the next nbp write bp. With transpose, (cig, cog) describe the
+// transposed convolution that computes a data gradient (nn_conv2d_bwd_data_as_conv) and w holds the
+// original weights [groups*cig, cog, k_h, k_w]: packed (ci, kh, kw, oc) takes w[ci, oc, k_h-1-kh,
+// k_w-1-kw] (transposed and rotated 180 degrees).
 // Bindings (0 and 1 texel buffers): 0 w f32 (read), 1 bias f32 (read; any buffer when has_bias == 0), 2 wp f32 (write),
 //   3 bp f32 (write).
 // Push: struct Push (nn/layers/conv2d_bwd.c). Spec: 0 workgroup size.
@@ -21,6 +24,7 @@ layout(push_constant) uniform Push {
 	uint k_h, k_w;
 	uint row;          // floats per packed kernel row (>= k_w * ocb)
 	uint has_bias;
+	uint transpose;    // w is [cog*groups, cig, k_h, k_w] of the transposed conv (see below)
 } pc;
 
 void main()
@@ -35,7 +39,10 @@ void main()
 		uint g = blk / pc.bpg, ocg = (blk % pc.bpg) * pc.ocb + j;
 		float v = 0.0;
 		if (kw < pc.k_w && ocg < pc.cog)
-			v = texelFetch(w_t, int((((g * pc.cog + ocg) * pc.cig + ci) * pc.k_h + kh) * pc.k_w + kw)).x;
+			v = pc.transpose == 0
+			        ? texelFetch(w_t, int((((g * pc.cog + ocg) * pc.cig + ci) * pc.k_h + kh) * pc.k_w + kw)).x
+			        : texelFetch(w_t, int((((g * pc.cig + ci) * pc.cog + ocg) * pc.k_h + pc.k_h - 1 - kh) * pc.k_w +
+			                              pc.k_w - 1 - kw)).x;
 		wp[i] = v;
 		return;
 	}

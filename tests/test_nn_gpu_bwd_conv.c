@@ -181,11 +181,56 @@ static int check_pack(void)
 
 // ---- data gradient ------------------------------------------------------------------------------
 
+// The data gradient as a forward convolution of dz with the transposed weights
+// (nn_conv2d_bwd_data_as_conv), dx pre-set to init; 1 when the device does not take that path.
+static int as_conv_checked; // data-gradient cases checked through the forward convolution
+
+static int data_as_conv(const struct nn_conv2d_desc *d, const float *dz, const float *w, const float *init,
+                        float *got)
+{
+	struct nn_conv2d_desc t;
+	struct nn_conv2d_tile tile;
+	if (!nn_conv2d_bwd_data_as_conv(gpu_device_info(g.dev), d, &t))
+		return 1;
+	nn_conv2d_choose_tile(gpu_device_info(g.dev), &t, &tile);
+	size_t nx = x_floats(d), nz = dz_floats(d), nw = w_floats(d);
+	size_t wp_bytes = nn_conv2d_packed_weight_floats(&t, &tile) * 4, bp_bytes = nn_conv2d_packed_bias_floats(&t, &tile) * 4;
+	struct gpu_buf *bz = NULL, *bw = NULL, *bx = NULL, *bwp = NULL, *bbp = NULL;
+	struct gpu_seq *seq = NULL;
+	int ret = upload(dz, nz * 4, &bz);
+	if (!ret)
+		ret = upload(w, nw * 4, &bw);
+	if (!ret)
+		ret = upload(init, nx * 4, &bx);
+	if (!ret)
+		ret = gpu_buf_create(pool, wp_bytes, &bwp);
+	if (!ret)
+		ret = gpu_buf_create(pool, bp_bytes, &bbp);
+	if (!ret)
+		ret = gpu_seq_create(g.dev, &seq);
+	if (!ret)
+		ret = gpu_seq_begin(seq, false);
+	if (!ret)
+		ret = nn_conv2d_pack_transposed_record(g.dev, seq, &t, &tile, BP(bw), BP(bwp), BP(bbp), "pack_t");
+	if (!ret)
+		ret = nn_conv2d_record(g.dev, seq, &t, &tile, true, BP(bz), BP(bwp), BP(bbp), BP(bx), BP(bx), "dgrad_conv");
+	if (!ret)
+		ret = gpu_seq_end(seq);
+	if (!ret)
+		ret = gpu_seq_run(seq);
+	if (!ret)
+		ret = gpu_buf_download(bx, 0, got, nx * 4);
+	gpu_seq_destroy(&seq);
+	gpu_buf_destroy(&bz), gpu_buf_destroy(&bw), gpu_buf_destroy(&bx), gpu_buf_destroy(&bwp), gpu_buf_destroy(&bbp);
+	return ret ? -1 : 0;
+}
+
 static int data_one(const struct nn_conv2d_desc *d, unsigned seed)
 {
 	size_t nx = x_floats(d), nz = dz_floats(d), nw = w_floats(d);
 	float *dz = rnd(nz, seed, 1), *w = rnd(nw, seed + 1, 1.0f / sqrtf((float)(nw / d->c_out)));
 	float *want = rnd(nx, seed + 2, 1), *got = malloc(nx * 4); // dx pre-filled with noise: += is checked
+	float *init = rnd(nx, seed + 2, 1);
 	struct gpu_buf *bz = NULL, *bw = NULL, *bx = NULL;
 	struct gpu_seq *seq = NULL;
 	int ret = upload(dz, nz * 4, &bz);
@@ -211,10 +256,17 @@ static int data_one(const struct nn_conv2d_desc *d, unsigned seed)
 		char s[160] = "bwd_data ";
 		describe(d, s + 9, sizeof(s) - 9);
 		fail = !test_close_f32(s, got, want, nx, BWD_ATOL, BWD_RTOL);
+		int as_conv = data_as_conv(d, dz, w, init, got);
+		if (as_conv == 0) {
+			memcpy(s, "as conv ", 8);
+			fail |= !test_close_f32(s, got, want, nx, BWD_ATOL, BWD_RTOL);
+			as_conv_checked++;
+		}
+		fail |= as_conv < 0;
 	}
 	gpu_seq_destroy(&seq);
 	gpu_buf_destroy(&bz), gpu_buf_destroy(&bw), gpu_buf_destroy(&bx);
-	free(dz), free(w), free(want), free(got);
+	free(dz), free(w), free(want), free(got), free(init);
 	return fail;
 }
 
@@ -223,6 +275,13 @@ static int check_data(void)
 	int fails = 0;
 	for (size_t i = 0; i < NCASES; i++)
 		fails += data_one(&cases[i], 200 + 13 * (unsigned)i);
+	// on CPU devices with the subgroup kernel the stride-1 same-size cases also go through the
+	// forward convolution: 1x1 with an x slice, 3x3 with groups, 3x3 with a slice, 1x1 80 -> 80
+	const struct gpu_device_info *info = gpu_device_info(g.dev);
+	if (info->type == GPU_DEVICE_TYPE_CPU && info->subgroup_size == 8 && info->subgroup_shuffle && as_conv_checked < 4) {
+		printf("bwd_data as conv: only %d cases took that path\n", as_conv_checked);
+		fails++;
+	}
 	return fails;
 }
 

@@ -60,12 +60,12 @@ static struct gpu_binding bind(const struct gpu_binding *b, bool write)
 }
 
 struct pack_push {
-	uint32_t nwp, nbp, cig, cog, ocb, bpg, k_h, k_w, row, has_bias;
+	uint32_t nwp, nbp, cig, cog, ocb, bpg, k_h, k_w, row, has_bias, transpose;
 };
 
-int nn_conv2d_pack_record(struct gpu_device *dev, struct gpu_seq *seq, const struct nn_conv2d_desc *d,
-                          const struct nn_conv2d_tile *t, const struct gpu_binding *w, const struct gpu_binding *bias,
-                          const struct gpu_binding *wp, const struct gpu_binding *bp, const char *label)
+static int pack_record(struct gpu_device *dev, struct gpu_seq *seq, const struct nn_conv2d_desc *d,
+                       const struct nn_conv2d_tile *t, const struct gpu_binding *w, const struct gpu_binding *bias,
+                       bool transpose, const struct gpu_binding *wp, const struct gpu_binding *bp, const char *label)
 {
 	int ret = check_shape(d, "conv2d_pack", label);
 	if (ret)
@@ -80,7 +80,7 @@ int nn_conv2d_pack_record(struct gpu_device *dev, struct gpu_seq *seq, const str
 	struct pack_push p = {
 		.nwp = (uint32_t)nn_conv2d_packed_weight_floats(d, t), .nbp = (uint32_t)nn_conv2d_packed_bias_floats(d, t),
 		.cig = d->c_in / d->groups, .cog = cog, .ocb = t->ocb, .bpg = (cog + t->ocb - 1) / t->ocb,
-		.k_h = d->k_h, .k_w = d->k_w, .row = row, .has_bias = bias != NULL,
+		.k_h = d->k_h, .k_w = d->k_w, .row = row, .has_bias = bias != NULL, .transpose = transpose,
 	};
 	struct gpu_binding b[4] = { bind(w, false), bind(bias ? bias : w, false), bind(wp, true), bind(bp, true) };
 	struct gpu_kernel *k = NULL;
@@ -92,6 +92,39 @@ int nn_conv2d_pack_record(struct gpu_device *dev, struct gpu_seq *seq, const str
 	struct gpu_dispatch disp = { .kernel = k, .bindings = b, .push = &p, .label = label };
 	nn_grid_1d(dev, (uint64_t)p.nwp + p.nbp, BWD_WG, disp.groups);
 	return gpu_seq_dispatch(seq, &disp);
+}
+
+int nn_conv2d_pack_record(struct gpu_device *dev, struct gpu_seq *seq, const struct nn_conv2d_desc *d,
+                          const struct nn_conv2d_tile *t, const struct gpu_binding *w, const struct gpu_binding *bias,
+                          const struct gpu_binding *wp, const struct gpu_binding *bp, const char *label)
+{
+	return pack_record(dev, seq, d, t, w, bias, false, wp, bp, label);
+}
+
+int nn_conv2d_pack_transposed_record(struct gpu_device *dev, struct gpu_seq *seq, const struct nn_conv2d_desc *t,
+                                     const struct nn_conv2d_tile *tile, const struct gpu_binding *w,
+                                     const struct gpu_binding *wp, const struct gpu_binding *bp, const char *label)
+{
+	return pack_record(dev, seq, t, tile, w, NULL, true, wp, bp, label);
+}
+
+bool nn_conv2d_bwd_data_as_conv(const struct gpu_device_info *info, const struct nn_conv2d_desc *d,
+                                struct nn_conv2d_desc *t)
+{
+	const char *e = getenv("VKYOLO_DGRAD_AS_CONV"); // "0": always the dgrad kernels (comparisons)
+	if ((e && !strcmp(e, "0")) || d->stride != 1 || d->avgpool_before || d->k_h != d->k_w ||
+	    2 * d->pad + 1 != d->k_h || !d->groups || d->c_in % d->groups || d->c_out % d->groups)
+		return false;
+	*t = (struct nn_conv2d_desc){
+		.n = d->n, .c_in = d->c_out, .h_in = nn_conv2d_out_h(d), .w_in = nn_conv2d_out_w(d), .c_out = d->c_in,
+		.k_h = d->k_h, .k_w = d->k_w, .stride = 1, .pad = d->pad, .groups = d->groups, .act = NN_ACT_NONE,
+		.x_c_total = d->c_out, .x_c_off = 0,
+		.y_c_total = d->x_c_total ? d->x_c_total : d->c_in, .y_c_off = d->x_c_off,
+		.r_c_total = d->x_c_total ? d->x_c_total : d->c_in, .r_c_off = d->x_c_off,
+	};
+	struct nn_conv2d_tile tile;
+	nn_conv2d_choose_tile(info, t, &tile);
+	return tile.variant == NN_CONV2D_SG;
 }
 
 struct data_push {

@@ -69,6 +69,42 @@ static int check_bad_ranges(void)
 	return fails;
 }
 
+// Texel-buffer bindings: a mask past the kernel's bindings, and a bound offset the device cannot
+// view, are clean errors.
+static int check_texel_bindings(void)
+{
+	struct gpu_pool *pool = NULL;
+	struct gpu_buf *buf = NULL;
+	struct gpu_seq *seq = NULL;
+	struct gpu_kernel *k = NULL;
+	int fails = 0;
+	if (gpu_pool_create(g.dev, &(struct gpu_pool_params){ .kind = GPU_POOL_DEVICE, .name = "t" }, &pool) ||
+	    gpu_buf_create(pool, 4096, &buf) || gpu_seq_create(g.dev, &seq))
+		return 1;
+	struct gpu_kernel_params kp = { .id = GPU_KERNEL_POOL2D_FWD, .binding_count = 2, .texel_bindings = 4,
+	                                .push_size = 52, .spec_count = 2, .spec = { 64, 1 } };
+	EXPECT(gpu_kernel_get(g.dev, &kp, &k), -EINVAL); // binding 2 does not exist
+	kp.texel_bindings = 1, kp.texel4_bindings = 1;
+	EXPECT(gpu_kernel_get(g.dev, &kp, &k), -EINVAL); // both formats at once
+	kp.texel4_bindings = 0;
+	EXPECT(gpu_kernel_get(g.dev, &kp, &k), 0);
+	// a 1x1 max pool of 4 floats
+	uint32_t push[13] = { 4, 1, 2, 2, 2, 2, 1, 1, 0, 1, 0, 1, 0 };
+	struct gpu_binding b[2] = { { .buf = buf, .offset = 4, .size = 16 }, { .buf = buf, .offset = 1024, .size = 16, .write = true } };
+	struct gpu_dispatch d = { .kernel = k, .bindings = b, .push = push, .groups = { 1, 1, 1 } };
+	EXPECT(gpu_seq_begin(seq, false), 0);
+	if (gpu_device_info(g.dev)->min_texel_offset_align > 4)
+		EXPECT(gpu_seq_dispatch(seq, &d), -EINVAL); // offset 4 not viewable
+	b[0].offset = 256;
+	EXPECT(gpu_seq_dispatch(seq, &d), 0);
+	EXPECT(gpu_seq_end(seq), 0);
+	EXPECT(gpu_seq_run(seq), 0);
+	gpu_seq_destroy(&seq);
+	gpu_buf_destroy(&buf);
+	gpu_pool_destroy(&pool);
+	return fails;
+}
+
 static int check_device_choice(void)
 {
 	uint32_t index = 99;
@@ -96,6 +132,7 @@ int main(void)
 	gpu_log_init(GPU_LOG_ERROR, NULL, NULL); // the expected errors are logged; keep them visible
 	TEST_RUN(fails, check_absurd_allocation);
 	TEST_RUN(fails, check_bad_ranges);
+	TEST_RUN(fails, check_texel_bindings);
 	TEST_RUN(fails, check_device_choice);
 	fails += test_gpu_close(&g);
 	return fails ? 1 : 0;

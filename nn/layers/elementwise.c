@@ -1,18 +1,34 @@
 // Records the memory-bound layers: max/average pooling, nearest resize (with accumulate), the
 // uint8 input conversion and the detection-head decode. One invocation per output element.
+#include <stdlib.h>
+
 #include "layers.h"
 #include "dispatch.h"
 
 #define EW_WG 64
 
 // spec1 < 0: the kernel has no spec constant 1.
-// texel: mask of the bindings read as texel buffers (see gpu_kernel_params).
-static int record(struct gpu_device *dev, struct gpu_seq *seq, enum gpu_kernel_id id, uint32_t nbind,
+// Texel-buffer reads where they pay (CPU devices: one gather instead of a loop over the lanes);
+// GPUs read storage buffers, since their texel buffers may hold as few as 65536 floats.
+// VKYOLO_TEXEL_READS=0/1 overrides (tests run both kinds on lavapipe).
+static bool texel_reads(struct gpu_device *dev)
+{
+	const char *e = getenv("VKYOLO_TEXEL_READS");
+	if (e && (*e == '0' || *e == '1'))
+		return *e == '1';
+	return gpu_device_info(dev)->type == GPU_DEVICE_TYPE_CPU;
+}
+
+// texel: mask of the bindings read as texel buffers (see gpu_kernel_params); ids[0] is the texel
+// kernel, ids[1] its storage-buffer twin, chosen by texel_reads.
+static int record(struct gpu_device *dev, struct gpu_seq *seq, const enum gpu_kernel_id ids[2], uint32_t nbind,
                   uint32_t texel, int spec1, const void *push, uint32_t push_size, uint64_t count,
                   const struct gpu_binding *b, const char *label)
 {
 	struct gpu_kernel *k = NULL;
-	struct gpu_kernel_params kp = { .id = id, .binding_count = nbind, .texel_bindings = texel, .push_size = push_size,
+	bool tex = texel && texel_reads(dev);
+	struct gpu_kernel_params kp = { .id = ids[!tex], .binding_count = nbind, .texel_bindings = tex ? texel : 0,
+	                                .push_size = push_size,
 	                                .spec_count = spec1 < 0 ? 1 : 2, .spec = { EW_WG, (uint32_t)spec1 } };
 	int ret = gpu_kernel_get(dev, &kp, &k);
 	if (ret)
@@ -49,7 +65,8 @@ static int pool(struct gpu_device *dev, struct gpu_seq *seq, const struct nn_poo
 	                       d->y_c_total ? d->y_c_total : d->c, d->y_c_off };
 	struct gpu_binding b[2];
 	in_out(x, y, b);
-	return record(dev, seq, GPU_KERNEL_POOL2D_FWD, 2, 1, is_max, &p, sizeof(p), p.count, b, label);
+	return record(dev, seq, (enum gpu_kernel_id[]){ GPU_KERNEL_POOL2D_FWD, GPU_KERNEL_POOL2D_FWD_SSBO }, 2, 1, is_max,
+	              &p, sizeof(p), p.count, b, label);
 }
 
 int nn_maxpool2d_record(struct gpu_device *dev, struct gpu_seq *seq, const struct nn_pool2d_desc *d,
@@ -76,7 +93,8 @@ int nn_resize_nearest_record(struct gpu_device *dev, struct gpu_seq *seq, const 
 	                         d->y_c_total ? d->y_c_total : d->c, d->y_c_off };
 	struct gpu_binding b[2];
 	in_out(x, y, b);
-	return record(dev, seq, GPU_KERNEL_RESIZE_NEAREST_FWD, 2, 1, d->accumulate, &p, sizeof(p), p.count, b, label);
+	return record(dev, seq, (enum gpu_kernel_id[]){ GPU_KERNEL_RESIZE_NEAREST_FWD, GPU_KERNEL_RESIZE_NEAREST_FWD_SSBO }, 2, 1,
+	              d->accumulate, &p, sizeof(p), p.count, b, label);
 }
 
 int nn_input_u8_record(struct gpu_device *dev, struct gpu_seq *seq, uint64_t count, const struct gpu_binding *x,
@@ -89,7 +107,7 @@ int nn_input_u8_record(struct gpu_device *dev, struct gpu_seq *seq, uint64_t cou
 	uint32_t count4 = (uint32_t)(count / 4);
 	struct gpu_binding b[2];
 	in_out(x, y, b);
-	return record(dev, seq, GPU_KERNEL_INPUT_U8_TO_F32, 2, 0, -1, &count4, 4, count4, b, label);
+	return record(dev, seq, (enum gpu_kernel_id[]){ GPU_KERNEL_INPUT_U8_TO_F32, GPU_KERNEL_INPUT_U8_TO_F32 }, 2, 0, -1, &count4, 4, count4, b, label);
 }
 
 struct decode_push {
@@ -107,8 +125,10 @@ int nn_detect_decode_record(struct gpu_device *dev, struct gpu_seq *seq, const s
 		return -EINVAL;
 	}
 	struct gpu_kernel *k = NULL;
-	int ret = gpu_kernel_get(dev, &(struct gpu_kernel_params){ .id = GPU_KERNEL_DETECT_DECODE_FWD,
-	                         .binding_count = 2, .texel_bindings = 1, .push_size = sizeof(struct decode_push),
+	bool tex = texel_reads(dev);
+	int ret = gpu_kernel_get(dev, &(struct gpu_kernel_params){
+	                         .id = tex ? GPU_KERNEL_DETECT_DECODE_FWD : GPU_KERNEL_DETECT_DECODE_FWD_SSBO,
+	                         .binding_count = 2, .texel_bindings = tex, .push_size = sizeof(struct decode_push),
 	                         .spec_count = 1, .spec = { EW_WG } }, &k);
 	uint32_t a = 0, a_total = nn_decode_anchors(d);
 	for (uint32_t l = 0; !ret && l < d->nl; l++) {

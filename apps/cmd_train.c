@@ -456,7 +456,8 @@ static int run(struct train_run *r)
 			return rc ? rc : -EINTR;
 		}
 		struct nn_metrics_result m = {0};
-		if ((rc = train_validate(r, &m)))
+		double vloss[3] = {0, 0, 0};
+		if ((rc = train_validate(r, &m, vloss)))
 			break;
 		print_val(r, &m);
 		double fi = 0.1 * m.map50 + 0.9 * m.map50_95;
@@ -465,7 +466,7 @@ static int run(struct train_run *r)
 			r->best_epoch = epoch;
 		r->best_fitness = fmax(r->best_fitness, fi);
 		double row[TRAIN_CSV_COLS] = {epoch, mloss[0], mloss[1], mloss[2], m.p, m.r, m.map50, m.map50_95,
-		                              0, 0, 0, lr[0], lr[1], lr[2]};
+		                              vloss[0], vloss[1], vloss[2], lr[0], lr[1], lr[2]};
 		nn_metrics_result_finish(&m);
 		char name[64];
 		snprintf(name, sizeof(name), "epoch%u.safetensors", epoch);

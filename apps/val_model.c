@@ -21,6 +21,7 @@
 #include "runner.h"
 #include "safetensors.h"
 #include "val_loader.h"
+#include "val_loss.h"
 #include "valdata.h"
 
 #define RUNNER_CACHE 3 // shapes come in runs (images are sorted by ratio); 3 absorbs alternation
@@ -67,7 +68,7 @@ static int get_runner(struct val_ctx *c, uint32_t h, uint32_t w, struct val_mode
 	c->runner_w[k] = w;
 	st->shapes_created++;
 	LOGD("val: runner for %ux3x%ux%u", c->o->batch, h, w);
-	struct nn_runner_params rp = {.n = c->o->batch, .h = h, .w = w};
+	struct nn_runner_params rp = {.n = c->o->batch, .h = h, .w = w, .keep_heads = c->o->loss};
 	int rc = nn_runner_create(c->dev, c->net, &rp, &c->runners[k]);
 	*out = c->runners[k];
 	return rc;
@@ -202,9 +203,9 @@ static int forward_ref(struct val_ctx *c, const struct val_slot *s, struct nms_j
 	return rc;
 }
 
-// Forward of one loaded batch into job j's buffer.
-static int forward(struct val_ctx *c, const struct val_slot *s, struct nms_job *j,
-		   struct val_model_stats *st)
+// Forward of one loaded batch into job j's buffer (and its loss into st->loss with o->loss).
+static int forward(struct val_ctx *c, const struct nn_dataset_split *sp, const struct nn_val_plan *plan,
+		   const struct val_slot *s, struct nms_job *j, struct val_model_stats *st)
 {
 	struct nn_runner *r = NULL;
 	int rc = 0;
@@ -221,6 +222,8 @@ static int forward(struct val_ctx *c, const struct val_slot *s, struct nms_job *
 		if ((rc = pred_reserve(j, (size_t)c->o->batch * rows * anchors)))
 			return rc;
 		if ((rc = nn_runner_run(r, s->input)) || (rc = nn_runner_read_output(r, false, j->pred)))
+			return rc;
+		if (c->o->loss && (rc = val_batch_loss(r, sp, plan, s, c->net->nc, st->loss)))
 			return rc;
 	}
 	double ms = app_now_ms() - t0;
@@ -249,7 +252,7 @@ static int run_batches(struct val_ctx *c, const struct nn_dataset_split *sp,
 		struct nms_job *j = &c->jobs[b % 2];
 		if (!(rc = val_loader_get(l, b, &s, &st->ms_wait))) {
 			st->ms_pre += s->ms_load;
-			rc = forward(c, s, j, st); // overlaps the NMS of batch b - 1
+			rc = forward(c, sp, plan, s, j, st); // overlaps the NMS of batch b - 1
 		}
 		if (s)
 			val_loader_release(l, s); // the loader may refill it from here on
@@ -297,6 +300,8 @@ int val_model_run(const struct val_model_opts *o, const struct nn_dataset *ds,
 		rc = app_open_device(o->device, &c.inst, &c.dev);
 	if (!rc)
 		rc = run_batches(&c, sp, plan, st);
+	for (int k = 0; k < 3 && plan->nbatches; k++) // official: loss / len(dataloader)
+		st->loss[k] /= plan->nbatches;
 	if (!rc)
 		rc = nn_metrics_compute(c.metrics, res);
 	if (!rc && c.json)

@@ -28,6 +28,7 @@ struct val_model_opts {
 	const struct nn_model *net;
 	struct gpu_device *dev;
 	bool cpu_reference;
+	bool loss; // also the validation loss (GPU path only): val_model_stats.loss
 };
 
 struct val_model_stats {
@@ -36,6 +37,7 @@ struct val_model_stats {
 	double ms_wait, ms_wall;	   // total time the GPU loop waited for images, whole run
 	uint32_t shapes_created;	   // runners created (distinct batch shapes met, cache misses)
 	uint32_t last_n, last_h, last_w; // shape of the last batch
+	double loss[3];                    // with opts.loss: box, cls, dfl loss items, mean over batches
 };
 
 // Runs the model on every image of sp (ordered and batched as the official dataloader), NMS,

@@ -184,7 +184,8 @@ static int plan_and_record(struct nn_runner *r, uint64_t align)
 		     (unsigned long long)align);
 		return -EINVAL;
 	}
-	int ret = nn_runner_plan(m, r->t_bytes, r->p.keep_layers, align, r->chunk, r->t_off, &r->arena_bytes);
+	int ret = nn_runner_plan(m, r->t_bytes, r->p.keep_layers, r->p.keep_heads, align, r->chunk, r->t_off,
+	                         &r->arena_bytes);
 	if (!ret)
 		ret = gpu_pool_create(r->dev, &(struct gpu_pool_params){ .kind = GPU_POOL_DEVICE, .name = "activations" },
 		                      &r->apool);
@@ -370,6 +371,46 @@ void nn_runner_stats(const struct nn_runner *r, struct nn_runner_stats *s)
 		.activation_buffers = r->n_chunks,
 		.gflop = r->gflop,
 	};
+}
+
+// The decode op of head set `set` (see nn_runner_head_info), or NULL; *sets: the model's sets.
+static const struct nn_op *head_op(const struct nn_runner *r, uint32_t set, uint32_t *sets)
+{
+	const struct nn_model *m = r->m;
+	bool dual = m->output_aux != NN_NO_TENSOR;
+	uint32_t want = dual && set == 0 ? m->output_aux : m->output;
+	*sets = dual ? 2 : 1;
+	if (set >= *sets)
+		return NULL;
+	for (uint32_t i = 0; i < m->n_ops; i++)
+		if (m->ops[i].kind == NN_OP_DECODE && m->ops[i].y.tensor == want)
+			return &m->ops[i];
+	return NULL;
+}
+
+int nn_runner_head_info(const struct nn_runner *r, uint32_t set, uint32_t l, uint32_t *sets, struct nn_shape *shape,
+                        float *stride)
+{
+	const struct nn_op *op = head_op(r, set, sets);
+	if (!op || l >= op->nl) {
+		LOGE("runner: no head set %u level %u", set, l);
+		return -EINVAL;
+	}
+	*shape = r->shapes[op->level[l]];
+	*stride = op->level_stride[l];
+	return 0;
+}
+
+int nn_runner_read_head(struct nn_runner *r, uint32_t set, uint32_t l, float *out)
+{
+	uint32_t sets;
+	const struct nn_op *op = head_op(r, set, &sets);
+	if (!op || l >= op->nl || !(r->p.keep_heads || r->p.keep_layers)) {
+		LOGE("runner: head set %u level %u not available (keep_heads off?)", set, l);
+		return -EINVAL;
+	}
+	struct gpu_binding b = tensor_binding(r, op->level[l]);
+	return gpu_buf_download(b.buf, b.offset, out, r->t_bytes[op->level[l]]);
 }
 
 int nn_runner_op_work(const struct nn_runner *r, const char *name, double *gflop, char *desc, size_t desc_size)

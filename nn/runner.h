@@ -15,6 +15,7 @@ struct nn_runner_params {
 	uint32_t n, h, w;  // batch and input size (h, w multiples of the largest stride; non-square ok)
 	bool timestamps;   // time every dispatch (nn_runner_timings)
 	bool keep_layers;  // never reuse activation memory, so nn_runner_read_layer works for any layer
+	bool keep_heads;   // keep the raw head maps (the decode inputs) for nn_runner_read_head
 	// Bytes per activation buffer: the planned arena is cut into buffers of at most this size, no tensor
 	// straddling two (devices bind a limited range: lavapipe 128 MiB). 0 = the device's binding range
 	// (at most 1 GiB); tests set it small. Rounded down to the binding alignment.
@@ -58,5 +59,13 @@ void nn_runner_stats(const struct nn_runner *r, struct nn_runner_stats *s);
 // multiply-adds, batch included) and "cin>cout kKsS HxW[ gG][ avg]" in desc; 0 FLOP and an empty
 // desc for other ops. -ENOENT when no op has that name.
 int nn_runner_op_work(const struct nn_runner *r, const char *name, double *gflop, char *desc, size_t desc_size);
+// The raw level maps the detect layer decodes (the training loss's input): head set `set` (0 for
+// single-head models; dual: 0 = auxiliary cv2/cv3, 1 = main cv4/cv5), level l. *sets: how many
+// sets the model has. shape: (4 * reg_max + nc, h_l, w_l), read as [n, c, h, w] with the runner's
+// batch n; stride: the level's stride. Reading needs keep_heads (or keep_layers). -EINVAL for a bad
+// set / level or when not kept.
+int nn_runner_head_info(const struct nn_runner *r, uint32_t set, uint32_t l, uint32_t *sets, struct nn_shape *shape,
+                        float *stride);
+int nn_runner_read_head(struct nn_runner *r, uint32_t set, uint32_t l, float *out);
 // After a run with timestamps: per-dispatch timings (labels = op names, "input").
 int nn_runner_timings(const struct nn_runner *r, struct gpu_timing *out, uint32_t cap, uint32_t *count);

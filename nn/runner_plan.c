@@ -21,8 +21,8 @@ static uint64_t align_up(uint64_t v, uint64_t a)
 	return (v + a - 1) / a * a;
 }
 
-int nn_runner_plan(const struct nn_model *m, const uint64_t *bytes, bool keep_all, uint64_t align, uint64_t chunk,
-                   uint64_t *offset, uint64_t *total)
+int nn_runner_plan(const struct nn_model *m, const uint64_t *bytes, bool keep_all, bool keep_heads, uint64_t align,
+                   uint64_t chunk, uint64_t *offset, uint64_t *total)
 {
 	uint32_t nt = m->n_tensors, end = m->n_ops + 1;
 	uint32_t *first = malloc(nt * sizeof(uint32_t)), *last = malloc(nt * sizeof(uint32_t));
@@ -47,6 +47,10 @@ int nn_runner_plan(const struct nn_model *m, const uint64_t *bytes, bool keep_al
 		if (keep_all || t == m->output || t == m->output_aux)
 			if (first[t] != UINT32_MAX)
 				last[t] = end;
+	for (uint32_t i = 0; keep_heads && i < m->n_ops; i++)
+		for (uint32_t l = 0; m->ops[i].kind == NN_OP_DECODE && l < m->ops[i].nl; l++)
+			if (first[m->ops[i].level[l]] != UINT32_MAX)
+				last[m->ops[i].level[l]] = end;
 	// Tensors in order of first use (insertion sort: a few hundred).
 	uint32_t n = 0;
 	for (uint32_t t = 0; t < nt; t++) {

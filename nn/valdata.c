@@ -130,24 +130,45 @@ fail:
 	return rc;
 }
 
+// xywhn -> letterbox xyxy in batch-input pixels, clipped like xyxy2xywhn(clip=True, eps=1e-3).
+static void letterbox_xyxy(const struct nn_label *l, const struct nn_val_geom *g, float b[4])
+{
+	const struct nn_letterbox *lb = &g->lb;
+	float sw = (float)(lb->ratio_x * g->w), sh = (float)(lb->ratio_y * g->h);
+	float px = (float)lb->pad_x, py = (float)lb->pad_y;
+	float cw = (float)(lb->out_w - 1e-3), ch = (float)(lb->out_h - 1e-3);
+	float hw = l->w / 2, hh = l->h / 2;
+	b[0] = sw * (l->cx - hw) + px, b[1] = sh * (l->cy - hh) + py;
+	b[2] = sw * (l->cx + hw) + px, b[3] = sh * (l->cy + hh) + py;
+	for (int k = 0; k < 4; k++) {
+		float hi = k % 2 ? ch : cw;
+		b[k] = b[k] < 0 ? 0 : b[k] > hi ? hi : b[k];
+	}
+}
+
+void nn_val_labels_to_targets(const struct nn_label *labels, size_t n, const struct nn_val_geom *g, uint32_t image,
+			      float *out)
+{
+	float W = (float)g->lb.out_w, H = (float)g->lb.out_h;
+	for (size_t i = 0; i < n; i++) {
+		float b[4];
+		letterbox_xyxy(&labels[i], g, b);
+		float *o = out + 6 * i;
+		o[0] = (float)image, o[1] = (float)labels[i].cls;
+		o[2] = (b[0] + b[2]) / 2 / W, o[3] = (b[1] + b[3]) / 2 / H;
+		o[4] = (b[2] - b[0]) / W, o[5] = (b[3] - b[1]) / H;
+	}
+}
+
 void nn_val_labels_to_gt(const struct nn_label *labels, size_t n, const struct nn_val_geom *g,
 			 struct nn_gt *out)
 {
-	const struct nn_letterbox *lb = &g->lb;
 	// Dataset side (numpy float32): xywhn2xyxy with w = ratio * w, pads as floats.
-	float sw = (float)(lb->ratio_x * g->w), sh = (float)(lb->ratio_y * g->h);
-	float px = (float)lb->pad_x, py = (float)lb->pad_y;
-	float W = (float)lb->out_w, H = (float)lb->out_h;
-	float cw = (float)(lb->out_w - 1e-3), ch = (float)(lb->out_h - 1e-3);
+	float W = (float)g->lb.out_w, H = (float)g->lb.out_h;
 	for (size_t i = 0; i < n; i++) {
 		const struct nn_label *l = &labels[i];
-		float hw = l->w / 2, hh = l->h / 2;
-		float b[4] = {sw * (l->cx - hw) + px, sh * (l->cy - hh) + py, sw * (l->cx + hw) + px,
-			      sh * (l->cy + hh) + py};
-		for (int k = 0; k < 4; k++) {
-			float hi = k % 2 ? ch : cw;
-			b[k] = b[k] < 0 ? 0 : b[k] > hi ? hi : b[k];
-		}
+		float b[4];
+		letterbox_xyxy(l, g, b);
 		// xyxy2xywhn by the letterboxed size, then val.py: times (W, H) and xywh2xyxy.
 		float cx = (b[0] + b[2]) / 2 / W, cy = (b[1] + b[3]) / 2 / H;
 		float w = (b[2] - b[0]) / W, h = (b[3] - b[1]) / H;

@@ -53,6 +53,11 @@ int nn_val_load_image(const char *path, uint32_t imgsz, uint32_t shape_h, uint32
 // the original image. out: n entries, caller-owned.
 void nn_val_labels_to_gt(const struct nn_label *labels, size_t n, const struct nn_val_geom *g,
 			 struct nn_gt *out);
+// The same labels as the loss's targets, as the official val dataloader hands them to
+// compute_loss: letterbox xyxy clipped to (W - 1e-3, H - 1e-3), then xywh normalised by the batch
+// shape W x H. out: n rows (image, class, cx, cy, w, h), caller-owned.
+void nn_val_labels_to_targets(const struct nn_label *labels, size_t n, const struct nn_val_geom *g, uint32_t image,
+			      float *out);
 
 // Maps NMS output (batch-input pixels) back to the original image: scale_boxes with ratio_pad
 // ((h / h0, w / w0), (pad_x, pad_y)), then clipped.

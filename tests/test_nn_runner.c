@@ -57,6 +57,49 @@ static int compare_output(const char *what, const float *got, const float *want,
 	return fails;
 }
 
+// The raw head maps kept for the validation loss (keep_heads, memory otherwise reused) are the
+// decode's inputs: decoded on the CPU they give the reference outputs (main, and auxiliary for
+// dual models).
+static int check_heads(const char *name, const struct nn_model *m, const uint8_t *in8, uint32_t n, uint32_t h,
+                       uint32_t w, const struct nn_ref_outputs *ref)
+{
+	struct nn_runner *r = NULL;
+	int fails = 0;
+	if (nn_runner_create(g.dev, m, &(struct nn_runner_params){ .n = n, .h = h, .w = w, .keep_heads = true }, &r) ||
+	    nn_runner_run(r, in8)) {
+		nn_runner_destroy(&r);
+		printf("FAIL %s heads: run\n", name);
+		return 1;
+	}
+	uint32_t sets = 0, a = nn_runner_anchors(r), rows = nn_runner_rows(r);
+	float *maps[NN_DETECT_MAX_LEVELS] = { 0 }, *y = malloc((size_t)n * rows * a * sizeof(float));
+	struct nn_shape sh;
+	float stride;
+	fails += nn_runner_head_info(r, 0, 0, &sets, &sh, &stride) != 0 || sets != (ref->output_aux ? 2u : 1u);
+	for (uint32_t k = 0; k < sets && !fails; k++) {
+		struct nn_decode_desc d = { .n = n, .nc = m->nc, .reg_max = 16 };
+		for (uint32_t l = 0; l < NN_DETECT_MAX_LEVELS && !nn_runner_head_info(r, k, l, &sets, &sh, &stride); l++) {
+			d.h[d.nl] = sh.h, d.w[d.nl] = sh.w, d.stride[d.nl] = stride;
+			maps[d.nl] = malloc((size_t)n * sh.c * sh.h * sh.w * sizeof(float));
+			fails += !maps[d.nl] || nn_runner_read_head(r, k, l, maps[d.nl]) != 0 || sh.c != 64 + m->nc;
+			d.nl++;
+		}
+		if (!fails && y) {
+			nn_decode_forward_ref(&d, (const float *const *)maps, y);
+			char what[96];
+			snprintf(what, sizeof(what), "%s heads set %u decoded", name, k);
+			fails += compare_output(what, y, sets == 2 && k == 0 ? ref->output_aux : ref->output, n, rows, a);
+		}
+		for (uint32_t l = 0; l < NN_DETECT_MAX_LEVELS; l++)
+			free(maps[l]), maps[l] = NULL;
+	}
+	if (fails)
+		printf("FAIL %s heads (%u sets)\n", name, sets);
+	free(y);
+	nn_runner_destroy(&r);
+	return fails;
+}
+
 static int check_model(const struct nn_value *arch, const char *name, bool fuse, uint32_t n, uint32_t h, uint32_t w)
 {
 	struct nn_model *m = NULL;
@@ -149,6 +192,7 @@ static int check_model(const struct nn_value *arch, const char *name, bool fuse,
 		fails += compare_output("reused plan", out, ref.output, n, rows, a);
 		free(out);
 	}
+	fails += check_heads(name, m, in8, n, h, w, &ref);
 done:
 	free(buf), free(in), free(in8);
 	nn_ref_outputs_finish(&ref);

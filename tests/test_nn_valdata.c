@@ -110,6 +110,24 @@ static int check_one_image(void)
 				return 1;
 			}
 	}
+	// The loss's targets (image 3): the 240 x 320 image sits at (8, 16) of the 256 x 352 batch
+	// input; xyxy there, clipped to (W - 1e-3, H - 1e-3), then xywh / (W, H).
+	float t[3 * 6];
+	nn_val_labels_to_targets(lab, 3, &g, 3, t);
+	for (int i = 0; i < 3; i++) {
+		const struct nn_label *l = &lab[i];
+		double b[4] = {(l->cx - l->w / 2.0) * 240 + 8, (l->cy - l->h / 2.0) * 320 + 16,
+			       (l->cx + l->w / 2.0) * 240 + 8, (l->cy + l->h / 2.0) * 320 + 16};
+		for (int k = 0; k < 4; k++)
+			b[k] = fmin(fmax(b[k], 0), (k % 2 ? H : W) - 1e-3);
+		double want[6] = {3, l->cls, (b[0] + b[2]) / 2 / W, (b[1] + b[3]) / 2 / H, (b[2] - b[0]) / W,
+				  (b[3] - b[1]) / H};
+		for (int k = 0; k < 6; k++)
+			if (fabs(t[6 * i + k] - want[k]) > 1e-6) {
+				printf("target %d field %d: got %.7f want %.7f\n", i, k, t[6 * i + k], want[k]);
+				return 1;
+			}
+	}
 	// Predictions map back with gain h / h0 = 0.5 and the float pads.
 	struct nn_det d = {8 + 10, 16 + 20, 8 + 30, 16 + 40, 0.5f, 1};
 	nn_val_scale_dets(&g, &d, 1);

@@ -15,12 +15,12 @@ layout(constant_id = 1) const int ACT = 0;
 layout(constant_id = 2) const int RES = 0;
 layout(constant_id = 3) const bool VEC4 = false;
 #include "bn_act.glsl"
-layout(binding = 0) uniform samplerBuffer z_t; // texel buffers (see BN_TLOAD4)
+READONLY_F32(0, z_t) // texel buffers unless SSBO_READS (include/reads.glsl)
 layout(std430, binding = 1) readonly buffer G { float gamma[]; };
 layout(std430, binding = 2) readonly buffer B { float beta[]; };
 layout(std430, binding = 3) readonly buffer M { float mean[]; };
 layout(std430, binding = 4) readonly buffer V { float var[]; };
-layout(binding = 5) uniform samplerBuffer r_t;
+READONLY_F32(5, r_t)
 layout(std430, binding = 6) writeonly buffer Y { float y[]; };
 layout(std430, binding = 6) writeonly buffer Y4 { vec4 y4[]; };
 layout(push_constant) uniform Push {

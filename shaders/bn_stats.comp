@@ -13,8 +13,9 @@
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const bool VEC4 = false;
 #include "bn_stats.glsl"
-layout(binding = 0) uniform samplerBuffer z_t; // R32G32B32A32 texels when VEC4, else R32
-#define Z1(i) (VEC4 ? texelFetch(z_t, int((i) >> 2))[(i) & 3] : texelFetch(z_t, int(i)).x)
+#include "reads.glsl"
+READONLY_F32(0, z_t) // R32G32B32A32 texels when VEC4, else R32 (storage buffer with SSBO_READS)
+#define Z1(i) (VEC4 ? FETCH_F32_OF4(z_t, i) : FETCH_F32(z_t, i))
 layout(std430, binding = 1) writeonly buffer P { vec2 part[]; };
 
 void main()
@@ -27,7 +28,7 @@ void main()
 	uint p = j * pc.chunk, p1 = min(p + pc.chunk, pc.hw), base = plane * pc.hw;
 	float shift = Z1(ch * pc.hw), cnt = 0.0, mu = 0.0, m2 = 0.0;
 	for (; p + 4 <= p1; p += 4) {
-		vec4 a = VEC4 ? texelFetch(z_t, int((base + p) >> 2)) : vec4(Z1(base + p), Z1(base + p + 1), Z1(base + p + 2), Z1(base + p + 3));
+		vec4 a = VEC4 ? FETCH_VEC4(z_t, (base + p) >> 2) : vec4(Z1(base + p), Z1(base + p + 1), Z1(base + p + 2), Z1(base + p + 3));
 		a -= shift;
 		float mb = (a.x + a.y + a.z + a.w) * 0.25;
 		vec4 d = a - mb;

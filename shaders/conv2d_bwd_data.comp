@@ -13,7 +13,7 @@
 // row it loads the DS dz values of one output row that reach the tile and the CIB*KW weights, and
 // reuses each for every (column, kw) pair they meet. The summation order of each dx' value (oc, then
 // kh, then kw) does not depend on the tile, so every tile size gives the same result.
-// Bindings (0 and 1 texel buffers): 0 dz f32 dense [n, c_out, h_out, w_out] (read), 1 w f32 raw
+// Bindings (0 and 1 texel buffers in the _sg kernel, storage buffers otherwise): 0 dz f32 dense [n, c_out, h_out, w_out] (read), 1 w f32 raw
 //   [c_out, cig, KH, KW] (read),
 //   2 dx f32 [n, x_c_total, h_in, w_in] (read-write, += into channels x_c_off..).
 // Push: struct Push (nn/layers/conv2d_bwd.c). Spec: 0 workgroup size, 1 CIB, 2 PW, 3 KH, 4 KW,

@@ -11,7 +11,7 @@
 // walks its chunk PW output pixels at a time, loading the x row segment feeding them once per
 // (ci, kh) and reusing it for all KW taps. Summation order is fixed: the result repeats bit for bit.
 // conv2d_bwd_weight_reduce.comp then sums the chunks in order.
-// Bindings (0 and 1 texel buffers): 0 x f32 [n, x_c_total, h_in, w_in] (read), 1 dz f32 dense
+// Bindings (0 and 1 texel buffers in the _sg kernel, storage buffers otherwise): 0 x f32 [n, x_c_total, h_in, w_in] (read), 1 dz f32 dense
 //   [n, c_out, h_out, w_out]
 //   (read), 2 part f32 [chunks][stride] (write).
 // Push: struct Push (nn/layers/conv2d_bwd.c). Spec: 0 workgroup size, 1 OCB, 2 CIB, 3 PW, 4 KH,

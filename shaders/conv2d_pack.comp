@@ -13,8 +13,10 @@
 // Grid: ceil((nwp + nbp) / wg) invocations, folded into y past the x limit (gx = groups_x).
 // CPU reference: nn_conv2d_pack (nn/layers/conv2d.c).
 layout(local_size_x_id = 0) in;
-layout(binding = 0) uniform samplerBuffer w_t; // texel buffers: one gather per load on CPU devices
-layout(binding = 1) uniform samplerBuffer bias_t;
+#extension GL_GOOGLE_include_directive : require
+#include "reads.glsl"
+READONLY_F32(0, w_t) // texel buffers unless SSBO_READS (include/reads.glsl)
+READONLY_F32(1, bias_t)
 layout(std430, binding = 2) writeonly buffer WP { float wp[]; };
 layout(std430, binding = 3) writeonly buffer BP { float bp[]; };
 layout(push_constant) uniform Push {
@@ -40,9 +42,9 @@ void main()
 		float v = 0.0;
 		if (kw < pc.k_w && ocg < pc.cog)
 			v = pc.transpose == 0
-			        ? texelFetch(w_t, int((((g * pc.cog + ocg) * pc.cig + ci) * pc.k_h + kh) * pc.k_w + kw)).x
-			        : texelFetch(w_t, int((((g * pc.cig + ci) * pc.cog + ocg) * pc.k_h + pc.k_h - 1 - kh) * pc.k_w +
-			                              pc.k_w - 1 - kw)).x;
+			        ? FETCH_F32(w_t, (((g * pc.cog + ocg) * pc.cig + ci) * pc.k_h + kh) * pc.k_w + kw)
+			        : FETCH_F32(w_t, (((g * pc.cig + ci) * pc.cog + ocg) * pc.k_h + pc.k_h - 1 - kh) * pc.k_w +
+			                              pc.k_w - 1 - kw);
 		wp[i] = v;
 		return;
 	}
@@ -51,5 +53,5 @@ void main()
 		return;
 	uint blk = i / pc.ocb, j = i % pc.ocb;
 	uint g = blk / pc.bpg, ocg = (blk % pc.bpg) * pc.ocb + j;
-	bp[i] = pc.has_bias != 0 && ocg < pc.cog ? texelFetch(bias_t, int(g * pc.cog + ocg)).x : 0.0;
+	bp[i] = pc.has_bias != 0 && ocg < pc.cog ? FETCH_F32(bias_t, g * pc.cog + ocg) : 0.0;
 }

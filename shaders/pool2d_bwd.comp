@@ -11,8 +11,10 @@
 // CPU reference: nn_maxpool2d_backward_ref / nn_avgpool2d_backward_ref (nn/ref/pool_bwd.c).
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const bool MAX = true;
-layout(binding = 0) uniform samplerBuffer x_t; // texel buffers: one gather per load on CPU devices
-layout(binding = 1) uniform samplerBuffer dy_t;
+#extension GL_GOOGLE_include_directive : require
+#include "reads.glsl"
+READONLY_F32(0, x_t) // texel buffers unless SSBO_READS (include/reads.glsl)
+READONLY_F32(1, dy_t)
 layout(std430, binding = 2) buffer DX { float dx[]; };
 layout(push_constant) uniform Push {
 	uint count; // n * c * h_in * w_in
@@ -35,7 +37,7 @@ bool is_argmax(uint xb, int oh, int ow, int ih, int iw, float v)
 	int h0 = oh * int(pc.s) - int(pc.p), w0 = ow * int(pc.s) - int(pc.p);
 	for (int a = max(h0, 0); a < min(h0 + int(pc.k), int(pc.h_in)); a++) {
 		for (int b = max(w0, 0); b < min(w0 + int(pc.k), int(pc.w_in)); b++) {
-			float e = texelFetch(x_t, int(xb + uint(a) * pc.w_in + uint(b))).x;
+			float e = FETCH_F32(x_t, xb + uint(a) * pc.w_in + uint(b));
 			bool before = a < ih || (a == ih && b < iw);
 			if (before ? !(e < v) : e > v)
 				return false;
@@ -58,10 +60,10 @@ void main()
 	int oh0, oh1, ow0, ow1;
 	out_range(int(ih), int(pc.h_out), oh0, oh1);
 	out_range(int(iw), int(pc.w_out), ow0, ow1);
-	float v = MAX ? texelFetch(x_t, int(xb + ih * pc.w_in + iw)).x : 0.0, inv = 1.0 / float(pc.k * pc.k), acc = 0.0;
+	float v = MAX ? FETCH_F32(x_t, xb + ih * pc.w_in + iw) : 0.0, inv = 1.0 / float(pc.k * pc.k), acc = 0.0;
 	for (int oh = oh0; oh < oh1; oh++) {
 		for (int ow = ow0; ow < ow1; ow++) {
-			float g = texelFetch(dy_t, int(yb + uint(oh) * pc.w_out + uint(ow))).x;
+			float g = FETCH_F32(dy_t, yb + uint(oh) * pc.w_out + uint(ow));
 			if (!MAX)
 				acc += g * inv;
 			else if (is_argmax(xb, oh, ow, int(ih), int(iw), v))

@@ -80,8 +80,10 @@ int nn_bn_stats_record(struct gpu_device *dev, struct gpu_seq *seq, const struct
 	} p = { d->n, d->c, (uint32_t)hw, chunk, (uint32_t)((hw + chunk - 1) / chunk) };
 	bool vec4 = hw % 4 == 0 && aligned16((const struct gpu_binding *[]){ z }, 1);
 	struct gpu_binding b[4] = { rd(z), wr(scratch) };
-	struct gpu_kernel_params kp = { .id = GPU_KERNEL_BN_STATS, .binding_count = 2, .push_size = sizeof(p),
-	                                .texel_bindings = vec4 ? 0 : 1, .texel4_bindings = vec4 ? 1 : 0,
+	bool tex = nn_texel_reads(dev);
+	struct gpu_kernel_params kp = { .id = tex ? GPU_KERNEL_BN_STATS : GPU_KERNEL_BN_STATS_SSBO, .binding_count = 2,
+	                                .push_size = sizeof(p), .texel_bindings = tex && !vec4 ? 1 : 0,
+	                                .texel4_bindings = tex && vec4 ? 1 : 0,
 	                                .spec_count = 2, .spec = { BN_WG, vec4 } };
 	uint32_t groups[3];
 	nn_grid_1d(dev, (uint64_t)d->n * d->c * p.cpp, BN_WG, groups);
@@ -136,8 +138,10 @@ int nn_bn_act_record(struct gpu_device *dev, struct gpu_seq *seq, const struct n
 	uint32_t res = r ? (d->res_before_act ? 1 : 2) : 0;
 	bool vec4 = p.hw % 4 == 0 && aligned16((const struct gpu_binding *[]){ z, r, y }, 3);
 	struct gpu_binding b[7] = { rd(z), rd(gamma), rd(beta), rd(mean), rd(var), rd(r ? r : z), wr(y) };
-	struct gpu_kernel_params kp = { .id = GPU_KERNEL_BN_ACT_FWD, .binding_count = 7, .push_size = 40,
-	                                .texel_bindings = vec4 ? 0 : 0x21, .texel4_bindings = vec4 ? 0x21 : 0,
+	bool tex = nn_texel_reads(dev);
+	struct gpu_kernel_params kp = { .id = tex ? GPU_KERNEL_BN_ACT_FWD : GPU_KERNEL_BN_ACT_FWD_SSBO, .binding_count = 7,
+	                                .push_size = 40, .texel_bindings = tex && !vec4 ? 0x21 : 0,
+	                                .texel4_bindings = tex && vec4 ? 0x21 : 0,
 	                                .spec_count = 4, .spec = { BN_WG, (uint32_t)d->act, res, vec4 } };
 	uint32_t groups[3];
 	nn_grid_1d(dev, p.work, BN_WG, groups);
@@ -205,8 +209,10 @@ int nn_bn_act_bwd_record(struct gpu_device *dev, struct gpu_seq *seq, const stru
 	const struct gpu_binding *rr = r ? r : z;
 	bool vec4 = p.hw % 4 == 0 && aligned16((const struct gpu_binding *[]){ z, rr, dy, dz, dr }, 5);
 	struct gpu_binding b[10] = { rd(z), rd(gamma), rd(beta), rd(mean), rd(var), rd(rr), rd(dy), wr(scratch) };
-	struct gpu_kernel_params kp = { .id = GPU_KERNEL_BN_ACT_BWD_REDUCE, .binding_count = 8, .push_size = sizeof(p),
-	                                .texel_bindings = vec4 ? 0 : 0x61, .texel4_bindings = vec4 ? 0x61 : 0,
+	bool tex = nn_texel_reads(dev);
+	struct gpu_kernel_params kp = { .id = tex ? GPU_KERNEL_BN_ACT_BWD_REDUCE : GPU_KERNEL_BN_ACT_BWD_REDUCE_SSBO,
+	                                .binding_count = 8, .push_size = sizeof(p), .texel_bindings = tex && !vec4 ? 0x61 : 0,
+	                                .texel4_bindings = tex && vec4 ? 0x61 : 0,
 	                                .spec_count = 4, .spec = { BN_WG, (uint32_t)d->act, res, vec4 } };
 	uint32_t groups[3];
 	nn_grid_1d(dev, p.work, BN_WG, groups);
@@ -231,8 +237,9 @@ int nn_bn_act_bwd_record(struct gpu_device *dev, struct gpu_seq *seq, const stru
 	b[7] = rd(scratch);
 	b[8] = wr(dz);
 	b[9] = dr ? wr(dr) : rd(z);
-	struct gpu_kernel_params kd = { .id = GPU_KERNEL_BN_ACT_BWD_DZ, .binding_count = 10, .push_size = sizeof(p),
-	                                .texel_bindings = vec4 ? 0 : 0x61, .texel4_bindings = vec4 ? 0x61 : 0,
+	struct gpu_kernel_params kd = { .id = tex ? GPU_KERNEL_BN_ACT_BWD_DZ : GPU_KERNEL_BN_ACT_BWD_DZ_SSBO,
+	                                .binding_count = 10, .push_size = sizeof(p), .texel_bindings = tex && !vec4 ? 0x61 : 0,
+	                                .texel4_bindings = tex && vec4 ? 0x61 : 0,
 	                                .spec_count = 5, .spec = { BN_WG, (uint32_t)d->act, res, vec4, dr != NULL } };
 	nn_grid_1d(dev, p.work, BN_WG, groups);
 	return nn_dispatch(dev, seq, &kd, b, &p, groups, label);

@@ -84,7 +84,9 @@ static int pack_record(struct gpu_device *dev, struct gpu_seq *seq, const struct
 	};
 	struct gpu_binding b[4] = { bind(w, false), bind(bias ? bias : w, false), bind(wp, true), bind(bp, true) };
 	struct gpu_kernel *k = NULL;
-	struct gpu_kernel_params kp = { .id = GPU_KERNEL_CONV2D_PACK, .binding_count = 4, .texel_bindings = 3,
+	bool tex = nn_texel_reads(dev);
+	struct gpu_kernel_params kp = { .id = tex ? GPU_KERNEL_CONV2D_PACK : GPU_KERNEL_CONV2D_PACK_SSBO, .binding_count = 4,
+	                                .texel_bindings = tex ? 3 : 0,
 	                                .push_size = sizeof(p), .spec_count = 1, .spec = { BWD_WG } };
 	ret = gpu_kernel_get(dev, &kp, &k);
 	if (ret)
@@ -160,7 +162,7 @@ int nn_conv2d_bwd_data_record(struct gpu_device *dev, struct gpu_seq *seq, const
 	struct gpu_binding b[3] = { bind(dz, false), bind(w, false), bind(dx, true) };
 	struct gpu_kernel *k = NULL;
 	struct gpu_kernel_params kp = { .id = sg ? GPU_KERNEL_CONV2D_BWD_DATA_SG : GPU_KERNEL_CONV2D_BWD_DATA,
-	                                .binding_count = 3, .texel_bindings = 3, .push_size = sizeof(p), .spec_count = 8,
+	                                .binding_count = 3, .texel_bindings = sg ? 3 : 0, .push_size = sizeof(p), .spec_count = 8,
 	                                .spec = { wg, cib, pw, d->k_h, d->k_w, s, avg, d->pad } };
 	ret = gpu_kernel_get(dev, &kp, &k);
 	if (ret)
@@ -267,7 +269,8 @@ int nn_conv2d_bwd_weight_record(struct gpu_device *dev, struct gpu_seq *seq, con
 	}
 	struct gpu_kernel *k1 = NULL, *k2 = NULL;
 	struct gpu_kernel_params kp1 = { .id = pl.sg ? GPU_KERNEL_CONV2D_BWD_WEIGHT_SG : GPU_KERNEL_CONV2D_BWD_WEIGHT,
-	                                 .binding_count = 3, .texel_bindings = 3, .push_size = sizeof(struct wgrad_push), .spec_count = 8,
+	                                 .binding_count = 3, .texel_bindings = pl.sg ? 3 : 0, .push_size = sizeof(struct wgrad_push),
+	                                 .spec_count = 8,
 	                                 .spec = { pl.sg ? SG_LANES : BWD_WG, pl.ocb, pl.cib, pl.pw, d->k_h, d->k_w, d->stride,
 	                                           d->avgpool_before } };
 	struct gpu_kernel_params kp2 = { .id = GPU_KERNEL_CONV2D_BWD_WEIGHT_REDUCE, .binding_count = 3,

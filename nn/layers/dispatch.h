@@ -1,9 +1,23 @@
 // Internal to nn/layers: the workgroup grid of an element-wise kernel and a one-call "get the kernel,
 // record the dispatch" helper. Static inline, no exported symbols.
 #pragma once
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "gpu.h"
+
+// Whether kernels with a storage-buffer twin (shaders/include/reads.glsl) read through texel
+// buffers: on CPU devices, where that is one gather instead of a loop over the lanes. GPUs read
+// storage buffers (their texel buffers may hold as few as 65536 floats). VKYOLO_TEXEL_READS=0/1
+// overrides (the tests run both kinds on lavapipe).
+static inline bool nn_texel_reads(struct gpu_device *dev)
+{
+	const char *e = getenv("VKYOLO_TEXEL_READS");
+	if (e && (*e == '0' || *e == '1'))
+		return *e == '1';
+	return gpu_device_info(dev)->type == GPU_DEVICE_TYPE_CPU;
+}
 
 // Workgroup grid for `count` invocations of wg each, folded into y when x would exceed the device
 // limit (shaders index gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * groups_x * wg).

@@ -8,25 +8,14 @@
 #define EW_WG 64
 
 // spec1 < 0: the kernel has no spec constant 1.
-// Texel-buffer reads where they pay (CPU devices: one gather instead of a loop over the lanes);
-// GPUs read storage buffers, since their texel buffers may hold as few as 65536 floats.
-// VKYOLO_TEXEL_READS=0/1 overrides (tests run both kinds on lavapipe).
-static bool texel_reads(struct gpu_device *dev)
-{
-	const char *e = getenv("VKYOLO_TEXEL_READS");
-	if (e && (*e == '0' || *e == '1'))
-		return *e == '1';
-	return gpu_device_info(dev)->type == GPU_DEVICE_TYPE_CPU;
-}
-
 // texel: mask of the bindings read as texel buffers (see gpu_kernel_params); ids[0] is the texel
-// kernel, ids[1] its storage-buffer twin, chosen by texel_reads.
+// kernel, ids[1] its storage-buffer twin, chosen by nn_texel_reads.
 static int record(struct gpu_device *dev, struct gpu_seq *seq, const enum gpu_kernel_id ids[2], uint32_t nbind,
                   uint32_t texel, int spec1, const void *push, uint32_t push_size, uint64_t count,
                   const struct gpu_binding *b, const char *label)
 {
 	struct gpu_kernel *k = NULL;
-	bool tex = texel && texel_reads(dev);
+	bool tex = texel && nn_texel_reads(dev);
 	struct gpu_kernel_params kp = { .id = ids[!tex], .binding_count = nbind, .texel_bindings = tex ? texel : 0,
 	                                .push_size = push_size,
 	                                .spec_count = spec1 < 0 ? 1 : 2, .spec = { EW_WG, (uint32_t)spec1 } };
@@ -125,7 +114,7 @@ int nn_detect_decode_record(struct gpu_device *dev, struct gpu_seq *seq, const s
 		return -EINVAL;
 	}
 	struct gpu_kernel *k = NULL;
-	bool tex = texel_reads(dev);
+	bool tex = nn_texel_reads(dev);
 	int ret = gpu_kernel_get(dev, &(struct gpu_kernel_params){
 	                         .id = tex ? GPU_KERNEL_DETECT_DECODE_FWD : GPU_KERNEL_DETECT_DECODE_FWD_SSBO,
 	                         .binding_count = 2, .texel_bindings = tex, .push_size = sizeof(struct decode_push),

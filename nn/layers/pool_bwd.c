@@ -29,7 +29,9 @@ static int pool_bwd(struct gpu_device *dev, struct gpu_seq *seq, const struct nn
 	struct gpu_binding b[3] = { *(is_max ? x : dy), *dy, *dx };
 	b[0].write = b[1].write = false;
 	b[2].write = true;
-	struct gpu_kernel_params kp = { .id = GPU_KERNEL_POOL2D_BWD, .binding_count = 3, .texel_bindings = 3, .push_size = sizeof(p),
+	bool tex = nn_texel_reads(dev);
+	struct gpu_kernel_params kp = { .id = tex ? GPU_KERNEL_POOL2D_BWD : GPU_KERNEL_POOL2D_BWD_SSBO, .binding_count = 3,
+	                                .texel_bindings = tex ? 3 : 0, .push_size = sizeof(p),
 	                                .spec_count = 2, .spec = { PB_WG, is_max } };
 	uint32_t groups[3];
 	nn_grid_1d(dev, count, PB_WG, groups);

@@ -1,6 +1,7 @@
 // Activation helpers shared by the BatchNorm training kernels (bn_act_fwd, bn_act_bwd_*).
 // act: enum nn_act (0 none, 1 SiLU, 2 sigmoid). CPU references: nn_act_apply (nn/ref/conv2d.c) and
 // nn_act_grad (nn/ref/conv2d_bwd.c).
+#include "reads.glsl"
 #define ACT_NONE 0
 #define ACT_SILU 1
 #define ACT_SIGMOID 2
@@ -56,9 +57,9 @@ vec4 act_grad(int act, vec4 u)
 // storage-buffer load is a loop over the lanes), bound with R32G32B32A32 texels when VEC4 and R32
 // texels otherwise.
 #define BN_TLOAD4(tex, at, left) \
-	(VEC4 ? texelFetch(tex, int((at) >> 2)) \
-	      : vec4(texelFetch(tex, int(at)).x, (left) > 1 ? texelFetch(tex, int(at) + 1).x : 0.0, \
-	             (left) > 2 ? texelFetch(tex, int(at) + 2).x : 0.0, (left) > 3 ? texelFetch(tex, int(at) + 3).x : 0.0))
+	(VEC4 ? FETCH_VEC4(tex, (at) >> 2) \
+	      : vec4(FETCH_F32(tex, at), (left) > 1 ? FETCH_F32(tex, (at) + 1) : 0.0, \
+	             (left) > 2 ? FETCH_F32(tex, (at) + 2) : 0.0, (left) > 3 ? FETCH_F32(tex, (at) + 3) : 0.0))
 // Stores the first min(left, 4) values of v (statement).
 #define BN_STORE4(arr, arr4, at, left, v) \
 	if (VEC4) { \

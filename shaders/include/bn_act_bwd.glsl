@@ -2,13 +2,13 @@
 // block, and the recomputation of du = dy * act'(u) and xhat = (z - mean) / sqrt(var + eps) for four
 // consecutive elements of one plane. Needs spec constants ACT, RES and VEC4 declared first, and
 // bn_act.glsl. The push block's first twelve words are bn_act_fwd's.
-layout(binding = 0) uniform samplerBuffer z_t; // texel buffers (see BN_TLOAD4)
+READONLY_F32(0, z_t) // texel buffers unless SSBO_READS (include/reads.glsl)
 layout(std430, binding = 1) readonly buffer G { float gamma[]; };
 layout(std430, binding = 2) readonly buffer B { float beta[]; };
 layout(std430, binding = 3) readonly buffer M { float mean[]; };
 layout(std430, binding = 4) readonly buffer V { float var[]; };
-layout(binding = 5) uniform samplerBuffer r_t;
-layout(binding = 6) uniform samplerBuffer dy_t;
+READONLY_F32(5, r_t)
+READONLY_F32(6, dy_t)
 layout(push_constant) uniform Push {
 	uint work; // invocations: n * c * cpp
 	uint c, hw;

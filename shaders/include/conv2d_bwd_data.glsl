@@ -21,10 +21,14 @@ const uint NWL = (KW * CIB + LANES - 1) / LANES; // weight loads per lane per (o
 const uint E0K = (PAD + 1 + S * KW - KW) / S; // E0 + KW (kept unsigned)
 const uint DS = (SW - 1 + PAD + S * KW) / S - E0K + 1;
 
-layout(binding = 0) uniform samplerBuffer dz_t; // texel buffers: one gather per load on CPU devices
-layout(binding = 1) uniform samplerBuffer w_t;
-#define DZ(i) texelFetch(dz_t, int(i)).x
-#define W(i) texelFetch(w_t, int(i)).x
+#ifndef BWD_DATA_SG
+#define SSBO_READS 1 // the GPU kernel reads storage buffers, the CPU one texel buffers (reads.glsl)
+#endif
+#include "reads.glsl"
+READONLY_F32(0, dz_t)
+READONLY_F32(1, w_t)
+#define DZ(i) FETCH_F32(dz_t, i)
+#define W(i) FETCH_F32(w_t, i)
 layout(std430, binding = 2) buffer DX { float dx[]; };
 layout(push_constant) uniform Push {
 	uint lanes;      // h_in * tiles_w

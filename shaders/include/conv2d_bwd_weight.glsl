@@ -17,10 +17,14 @@ const uint RR = KH + AVG, RC = XL + AVG;             // stored rows / columns pe
 const uint NXL = (CIB * RR * RC + LANES - 1) / LANES; // x loads per lane per step
 #endif
 
-layout(binding = 0) uniform samplerBuffer x_t; // texel buffers: one gather per load on CPU devices
-layout(binding = 1) uniform samplerBuffer dz_t;
-#define X(i) texelFetch(x_t, int(i)).x
-#define DZ(i) texelFetch(dz_t, int(i)).x
+#ifndef BWD_WEIGHT_SG
+#define SSBO_READS 1 // the GPU kernel reads storage buffers, the CPU one texel buffers (reads.glsl)
+#endif
+#include "reads.glsl"
+READONLY_F32(0, x_t)
+READONLY_F32(1, dz_t)
+#define X(i) FETCH_F32(x_t, i)
+#define DZ(i) FETCH_F32(dz_t, i)
 layout(std430, binding = 2) writeonly buffer P { float part[]; };
 layout(push_constant) uniform Push {
 	uint tiles;            // groups * obpg * cbpg

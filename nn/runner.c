@@ -392,10 +392,12 @@ int nn_runner_head_info(const struct nn_runner *r, uint32_t set, uint32_t l, uin
                         float *stride)
 {
 	const struct nn_op *op = head_op(r, set, sets);
-	if (!op || l >= op->nl) {
-		LOGE("runner: no head set %u level %u", set, l);
+	if (!op) {
+		LOGE("runner: no head set %u", set);
 		return -EINVAL;
 	}
+	if (l >= op->nl)
+		return -ENOENT; // past the last level: how callers count them, not an error to report
 	*shape = r->shapes[op->level[l]];
 	*stride = op->level_stride[l];
 	return 0;

@@ -62,8 +62,9 @@ int nn_runner_op_work(const struct nn_runner *r, const char *name, double *gflop
 // The raw level maps the detect layer decodes (the training loss's input): head set `set` (0 for
 // single-head models; dual: 0 = auxiliary cv2/cv3, 1 = main cv4/cv5), level l. *sets: how many
 // sets the model has. shape: (4 * reg_max + nc, h_l, w_l), read as [n, c, h, w] with the runner's
-// batch n; stride: the level's stride. Reading needs keep_heads (or keep_layers). -EINVAL for a bad
-// set / level or when not kept.
+// batch n; stride: the level's stride. Reading needs keep_heads (or keep_layers). head_info: -ENOENT
+// (not logged) for a level past the last, -EINVAL for a bad set; read_head: -EINVAL for a bad set or
+// level or when not kept.
 int nn_runner_head_info(const struct nn_runner *r, uint32_t set, uint32_t l, uint32_t *sets, struct nn_shape *shape,
                         float *stride);
 int nn_runner_read_head(struct nn_runner *r, uint32_t set, uint32_t l, float *out);

@@ -99,6 +99,8 @@ static int check_run(void)
 		return 77;
 	}
 	CHECKF(st == 0, "train exited %d", st);
+	const char *err = strstr(read_log("full.txt"), "error:");
+	CHECKF(!err, "a successful run logged an error: %.160s", err ? err : "");
 	const char *files[] = {"args.yaml", "results.csv", "results.png", "train_batch0.jpg",
 	                       "weights/last.safetensors", "weights/best.safetensors"};
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)

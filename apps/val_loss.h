@@ -4,6 +4,7 @@
 #include <stdint.h>
 
 #include "dataset.h"
+#include "model.h"
 #include "runner.h"
 #include "val_loader.h"
 #include "valdata.h"
@@ -12,3 +13,6 @@
 // (box, cls, dfl after the gains, as the official loss_items) to items. 0 or a negative errno.
 int val_batch_loss(struct nn_runner *r, const struct nn_dataset_split *sp, const struct nn_val_plan *plan,
                    const struct val_slot *s, uint32_t nc, double items[3]);
+// The same from the CPU reference forward of the batch (out computed with keep_heads).
+int val_batch_loss_ref(const struct nn_ref_outputs *out, const struct nn_dataset_split *sp,
+                       const struct nn_val_plan *plan, const struct val_slot *s, uint32_t nc, double items[3]);

@@ -184,11 +184,12 @@ static int pred_reserve(struct nms_job *j, size_t need)
 }
 
 // The CPU reference forward of a batch (cpu_reference): pixel / 255, output copied to j->pred.
-static int forward_ref(struct val_ctx *c, const struct val_slot *s, struct nms_job *j, uint32_t *anchors)
+static int forward_ref(struct val_ctx *c, const struct nn_dataset_split *sp, const struct nn_val_plan *plan,
+                       const struct val_slot *s, struct nms_job *j, uint32_t *anchors, struct val_model_stats *st)
 {
 	size_t cnt = (size_t)c->o->batch * 3 * s->h * s->w;
 	float *x = malloc(cnt * sizeof(float));
-	struct nn_ref_outputs out = {0};
+	struct nn_ref_outputs out = {.keep_heads = c->o->loss};
 	if (!x)
 		return -ENOMEM;
 	for (size_t k = 0; k < cnt; k++)
@@ -197,6 +198,8 @@ static int forward_ref(struct val_ctx *c, const struct val_slot *s, struct nms_j
 	if (!rc && !(rc = pred_reserve(j, (size_t)c->o->batch * out.rows * out.a))) {
 		memcpy(j->pred, out.output, (size_t)c->o->batch * out.rows * out.a * sizeof(float));
 		*anchors = out.a;
+		if (c->o->loss)
+			rc = val_batch_loss_ref(&out, sp, plan, s, c->net->nc, st->loss);
 	}
 	nn_ref_outputs_finish(&out);
 	free(x);
@@ -212,7 +215,7 @@ static int forward(struct val_ctx *c, const struct nn_dataset_split *sp, const s
 	uint32_t rows = 4 + c->net->nc, anchors = 0;
 	double t0 = app_now_ms();
 	if (c->o->cpu_reference) {
-		if ((rc = forward_ref(c, s, j, &anchors)))
+		if ((rc = forward_ref(c, sp, plan, s, j, &anchors, st)))
 			return rc;
 	} else {
 		if ((rc = get_runner(c, s->h, s->w, st, &r)))

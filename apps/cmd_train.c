@@ -41,7 +41,7 @@ static void usage(FILE *f)
 	      "round(64 / batch) batches, weight decay scaled), 3 warmup epochs, linear lr decay,\n"
 	      "EMA of the weights, mosaic augmentation closed for the last --close-mosaic epochs.\n"
 	      "Every epoch the EMA weights are validated (P, R, mAP50, mAP50-95) and saved.\n"
-	      "The trainer has one batch shape: the last incomplete batch of an epoch is dropped.\n"
+	      "The last batch of an epoch may be smaller (kept, as the official loader does).\n"
 	      "\n"
 	      "  -m, --model FILE       model description (assets/models/*.yaml: from scratch) or\n"
 	      "                         checkpoint (.pt / .safetensors: fine-tune; tensors of the\n"
@@ -286,8 +286,8 @@ static int setup(struct train_run *r)
 		rc = nn_dataset_split_load(r->ds, NN_SPLIT_VAL, &r->va);
 	if (rc)
 		return rc;
-	if (r->tr->count < r->o.batch) {
-		LOGE("train: %zu training images, fewer than one batch of %u", r->tr->count, r->o.batch);
+	if (!r->tr->count) {
+		LOGE("train: %s: no training images", r->o.data);
 		return -EINVAL;
 	}
 	nn_hyp_defaults(&r->hyp);
@@ -302,7 +302,9 @@ static int setup(struct train_run *r)
 		return rc;
 	if (!r->o.cpu && (rc = app_open_device(r->o.device, &r->inst, &r->dev)))
 		return rc;
-	struct nn_trainer_params tp = {.n = r->o.batch, .h = r->o.imgsz, .w = r->o.imgsz, .cpu_reference = r->o.cpu};
+	// official: the loader's batch is min(batch, images); accumulate and decay still use --batch
+	uint32_t tn = r->tr->count < r->o.batch ? (uint32_t)r->tr->count : r->o.batch;
+	struct nn_trainer_params tp = {.n = tn, .h = r->o.imgsz, .w = r->o.imgsz, .cpu_reference = r->o.cpu};
 	if ((rc = nn_trainer_create(r->dev, r->model, &tp, &r->t)))
 		return rc;
 	if (r->resumed) { // EMA from the file's official names, momentum when a step happened
@@ -388,7 +390,10 @@ static int train_epoch(struct train_run *r, uint32_t epoch, uint32_t nb, uint32_
 		const struct nn_batch *b = NULL;
 		if ((rc = nn_loader_next(r->ld, &b)))
 			break;
-		if (!b || b->n != o->batch) // the last incomplete batch is dropped
+		if (!b)
+			break;
+		// the last batch of an epoch may be incomplete: the official loader keeps it
+		if ((rc = nn_trainer_set_batch(r->t, b->n)))
 			break;
 		uint64_t ni = (uint64_t)epoch * nb + i;
 		struct train_iter_sched s;
@@ -435,7 +440,7 @@ static int run(struct train_run *r)
 	char csv[4096], png[4096];
 	snprintf(csv, sizeof(csv), "%s/results.csv", r->dir);
 	snprintf(png, sizeof(png), "%s/results.png", r->dir);
-	uint32_t nb = (uint32_t)(r->tr->count / o->batch), nw = train_warmup_iters(&r->hyp, nb);
+	uint32_t nb = (uint32_t)((r->tr->count + o->batch - 1) / o->batch), nw = train_warmup_iters(&r->hyp, nb);
 	int64_t last_opt_step = -1;
 	LOGI("train: %zu images, %u batches of %u per epoch, accumulate %u, warmup %u iterations, %s", r->tr->count,
 	     nb, o->batch, train_accumulate(o->batch), nw, o->cpu ? "CPU reference" : "GPU");

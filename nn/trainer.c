@@ -46,6 +46,7 @@ int nn_trainer_create(struct gpu_device *dev, const struct nn_model *m, const st
 	}
 	t->m = m;
 	t->p = *p;
+	t->n = p->n;
 	if (t->p.bn_momentum == 0.0f)
 		t->p.bn_momentum = DEFAULT_BN_MOMENTUM;
 	int ret = p->cpu_reference ? nn_trainer_ref_init(t) : nn_trainer_gpu_init(t, dev);
@@ -91,6 +92,22 @@ int nn_trainer_forward_backward(struct nn_trainer *t, const uint8_t *input_u8, c
 		return -EINVAL;
 	}
 	return t->be->forward_backward(t, input_u8, targets, n_targets, lo);
+}
+
+int nn_trainer_set_batch(struct nn_trainer *t, uint32_t n)
+{
+	if (bad(t, "set_batch"))
+		return -EINVAL;
+	if (!n || n > t->p.n) {
+		LOGE("trainer set_batch: batch %u outside 1..%u (the size the trainer was created for)", n, t->p.n);
+		return -EINVAL;
+	}
+	if (n == t->n)
+		return 0;
+	int ret = t->be->set_batch(t, n);
+	if (!ret)
+		t->n = n;
+	return ret;
 }
 
 int nn_trainer_step(struct nn_trainer *t, const struct nn_trainer_step_params *p, double *grad_norm)

@@ -57,12 +57,18 @@ void nn_trainer_destroy(struct nn_trainer **t);
 
 int nn_trainer_zero_grad(struct nn_trainer *t);
 
-// input_u8: [n, 3, h, w] RGB planes (pixel / 255 is the network input, like the official loader).
+// input_u8: [n, 3, h, w] RGB planes (n: the batch size set by nn_trainer_set_batch) (pixel / 255 is the network input, like the official loader).
 // targets: n_targets rows (image index, class, cx, cy, w, h) normalised to the input. lo receives the
 // loss and loss items (lo->grad and lo->assign_maps are ignored). -EINVAL (bad class index, logged),
 // -ENOMEM, engine errors (-ENODEV when the device is lost).
 int nn_trainer_forward_backward(struct nn_trainer *t, const uint8_t *input_u8, const float *targets,
                                 uint32_t n_targets, struct nn_loss_out *lo);
+
+// The batch size of the next forward_backward calls: 1 to params.n (create starts at params.n). An
+// epoch's last, incomplete batch (the official loader keeps it) trains with the same buffers: its
+// BatchNorm statistics and its loss (times its own batch size) cover only its n images, as PyTorch's
+// would. The GPU backend re-records its sequences when n changes (tens of ms). -EINVAL out of range.
+int nn_trainer_set_batch(struct nn_trainer *t, uint32_t n);
 
 struct nn_trainer_step_params {
 	float lr[NN_GROUP_COUNT]; // per group

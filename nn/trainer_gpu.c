@@ -404,6 +404,24 @@ static int gpu_loss_reserve(struct nn_tg *g, uint32_t n_targets)
 	return ret;
 }
 
+// Another batch size in the same buffers (allocated for params.n): every descriptor takes the new n,
+// the forward and backward sequences are re-recorded, and the loss is recreated at its next use.
+static int tg_set_batch(struct nn_trainer *t, uint32_t n)
+{
+	struct nn_tg *g = t->impl;
+	g->n = n;
+	g->ld.n = n;
+	for (uint32_t i = 0; i < g->m->n_ops; i++)
+		if (g->m->ops[i].kind == NN_OP_CONV) {
+			struct nn_tg_conv *c = &g->conv[i];
+			c->d.n = c->dz.n = c->dt.n = n;
+		}
+	nn_loss_gpu_destroy(&g->loss);
+	g->loss_cap = 0;
+	int ret = record_forward(g, g->timestamps);
+	return ret ? ret : record_backward(g, g->timestamps);
+}
+
 static int tg_forward_backward(struct nn_trainer *t, const uint8_t *input_u8, const float *targets,
                                uint32_t n_targets, struct nn_loss_out *lo)
 {
@@ -507,6 +525,7 @@ static int tg_timings(struct nn_trainer *t, enum nn_trainer_phase phase, struct 
 static const struct nn_trainer_backend gpu_backend = {
 	.timings = tg_timings,
 	.zero_grad = tg_zero_grad,
+	.set_batch = tg_set_batch,
 	.forward_backward = tg_forward_backward,
 	.step = tg_step,
 	.ema_update = tg_ema_update,

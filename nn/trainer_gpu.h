@@ -35,7 +35,7 @@ struct nn_tg_conv {
 struct nn_tg {
 	struct gpu_device *dev;
 	const struct nn_model *m;
-	uint32_t n, h, w;
+	uint32_t n, h, w; // n: the current batch size (nn_trainer_set_batch); buffers hold t->p.n images
 	uint64_t align; // bytes
 	struct nn_shape *shapes;
 	uint64_t *t_bytes;               // per tensor

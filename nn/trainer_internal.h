@@ -5,6 +5,7 @@
 
 struct nn_trainer_backend {
 	int (*zero_grad)(struct nn_trainer *t);
+	int (*set_batch)(struct nn_trainer *t, uint32_t n); // t->n is still the old size
 	int (*forward_backward)(struct nn_trainer *t, const uint8_t *input_u8, const float *targets,
 	                        uint32_t n_targets, struct nn_loss_out *lo);
 	int (*step)(struct nn_trainer *t, const struct nn_trainer_step_params *p, double *grad_norm);
@@ -24,6 +25,7 @@ struct nn_trainer {
 	const struct nn_trainer_backend *be;
 	const struct nn_model *m;
 	struct nn_trainer_params p; // bn_momentum resolved (0.03 when given 0)
+	uint32_t n;                 // the batch size of the next forward_backward (nn_trainer_set_batch)
 	void *impl;                 // the backend's state
 };
 

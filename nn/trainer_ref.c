@@ -68,16 +68,23 @@ static int ref_zero_grad(struct nn_trainer *t)
 	return 0;
 }
 
+// The references size everything per call from t->n: nothing to redo.
+static int ref_set_batch(struct nn_trainer *t, uint32_t n)
+{
+	(void)t, (void)n;
+	return 0;
+}
+
 static int ref_forward_backward(struct nn_trainer *t, const uint8_t *input_u8, const float *targets,
                                 uint32_t n_targets, struct nn_loss_out *lo)
 {
 	struct ref_impl *r = impl(t);
 	const struct nn_trainer_params *p = &t->p;
-	size_t cnt = (size_t)p->n * 3 * p->h * p->w;
+	size_t cnt = (size_t)t->n * 3 * p->h * p->w;
 	for (size_t k = 0; k < cnt; k++)
 		r->x[k] = input_u8[k] / 255.0f;
 	struct nn_ref_outputs fw = {0};
-	int ret = nn_model_loss_grads_ref(r->cur, p->n, p->h, p->w, r->x, targets, n_targets, &fw, lo, r->tmp);
+	int ret = nn_model_loss_grads_ref(r->cur, t->n, p->h, p->w, r->x, targets, n_targets, &fw, lo, r->tmp);
 	if (!ret)
 		ret = nn_model_bn_update_ref(r->cur, &fw, p->bn_momentum);
 	if (!ret)
@@ -216,6 +223,7 @@ static void ref_destroy(struct nn_trainer *t)
 
 static const struct nn_trainer_backend ref_backend = {
 	.zero_grad = ref_zero_grad,
+	.set_batch = ref_set_batch,
 	.forward_backward = ref_forward_backward,
 	.step = ref_step,
 	.ema_update = ref_ema_update,

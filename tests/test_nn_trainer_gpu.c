@@ -2,7 +2,9 @@
 // model and batch: gelan-t (single head, ELAN, ADown, SPPELAN) and yolov9-t (PGI: dual heads, CBLinear,
 // CBFuse) from assets/models with random weights, batch 2, a non-square 64x96 input, a few targets
 // (one image without any). Checked: loss and items, every gradient, gradient accumulation, the SGD
-// step with clipping, BN running statistics, the EMA, and bit-equal repetition (determinism).
+// step with clipping, BN running statistics, the EMA, bit-equal repetition (determinism), and a
+// smaller batch in a trainer made for a larger one (nn_trainer_set_batch).
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -228,6 +230,79 @@ static int check_model(const char *yaml, uint32_t n, uint32_t h, uint32_t w, con
 	return fails != 0;
 }
 
+// nn_trainer_set_batch: a trainer created for 3 images that trains 2 (an epoch's last, incomplete
+// batch) gives the loss and gradients of a trainer created for 2, and after going back to 3 those of
+// a trainer created for 3, on each backend; out-of-range sizes are refused. The GPU sums in an order
+// fixed by the batch shape, so the same shape must give the same bits.
+static int max_abs_diff(const struct nn_tensor_map *a, const struct nn_tensor_map *b, double *out)
+{
+	double d = 0;
+	CHECK(a->count == b->count);
+	for (size_t i = 0; i < a->count; i++) {
+		const struct nn_tensor *t = nn_tensor_map_find(b, a->items[i].name);
+		CHECK(t && nn_tensor_numel(t) == nn_tensor_numel(&a->items[i]));
+		for (int64_t k = 0; k < nn_tensor_numel(t); k++)
+			d = fmax(d, fabs(nn_tensor_get_f32(t, k) - nn_tensor_get_f32(&a->items[i], k)));
+	}
+	*out = d;
+	return 0;
+}
+
+static int one_pass(struct nn_trainer *t, const uint8_t *x, uint32_t n_targets, double *loss, struct nn_tensor_map **grads)
+{
+	struct nn_loss_out lo = { 0 };
+	CHECK(nn_trainer_zero_grad(t) == 0);
+	CHECK(nn_trainer_forward_backward(t, x, targets, n_targets, &lo) == 0);
+	*loss = lo.loss;
+	return export_grads(t, grads);
+}
+
+static int check_set_batch_on(struct nn_model *m, bool cpu, uint32_t h, uint32_t w)
+{
+	const char *name = cpu ? "CPU reference" : "GPU";
+	struct nn_trainer *big = NULL, *two = NULL, *three = NULL;
+	struct nn_trainer_params p = { .n = 3, .h = h, .w = w, .cpu_reference = cpu };
+	struct gpu_device *dev = cpu ? NULL : g.dev;
+	CHECK(nn_trainer_create(dev, m, &p, &big) == 0 && nn_trainer_create(dev, m, &p, &three) == 0);
+	p.n = 2;
+	CHECK(nn_trainer_create(dev, m, &p, &two) == 0);
+	uint8_t *x = make_input(3, h, w);
+	CHECK(x);
+	int fails = 0;
+	CHECK(nn_trainer_set_batch(big, 0) == -EINVAL && nn_trainer_set_batch(big, 4) == -EINVAL);
+	struct nn_tensor_map *ga = NULL, *gb = NULL;
+	double la, lb, d;
+	for (uint32_t n = 2; n <= 3; n++) {
+		CHECK(nn_trainer_set_batch(big, n) == 0);
+		// targets on images 0 (three rows); image n - 1 (the last) has none
+		CHECK(one_pass(big, x, N_TARGETS, &la, &ga) == 0);
+		CHECK(one_pass(n == 2 ? two : three, x, N_TARGETS, &lb, &gb) == 0);
+		CHECK(max_abs_diff(ga, gb, &d) == 0);
+		bool ok = la == lb && d == 0;
+		printf("%s %s set_batch(%u) on a trainer for 3: loss %.9g vs %.9g of a trainer for %u, gradients max |diff| %.3g\n",
+		       ok ? "ok  " : "FAIL", name, n, la, lb, n, d);
+		fails += !ok;
+		nn_tensor_map_destroy(&ga), nn_tensor_map_destroy(&gb);
+	}
+	nn_trainer_destroy(&big), nn_trainer_destroy(&two), nn_trainer_destroy(&three);
+	free(x);
+	return fails;
+}
+
+static int check_set_batch(void)
+{
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/assets/models/gelan-t.yaml", VKYOLO_SOURCE_ROOT);
+	struct nn_value *arch = NULL;
+	struct nn_model *m = NULL;
+	CHECK(nn_yaml_read_file(path, &arch) == 0);
+	CHECK(nn_model_create(arch, NULL, &(struct nn_model_params){ .random_seed = 5 }, &m) == 0);
+	int fails = check_set_batch_on(m, false, 64, 96) + check_set_batch_on(m, true, 64, 96);
+	nn_model_destroy(&m);
+	nn_value_destroy(&arch);
+	return fails != 0;
+}
+
 static int check_gelan_t(void)
 {
 	return check_model("gelan-t.yaml", 2, 64, 96, &gelan_tols);
@@ -249,6 +324,8 @@ int main(void)
 		TEST_RUN(fails, check_gelan_t);
 	if (!only || !strcmp(only, "yolov9-t"))
 		TEST_RUN(fails, check_yolov9_t);
+	if (!only || !strcmp(only, "set_batch"))
+		TEST_RUN(fails, check_set_batch);
 	fails += test_gpu_close(&g);
 	return fails ? 1 : 0;
 }

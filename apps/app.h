@@ -46,11 +46,11 @@ int app_parse_double(const char *s, double *out);
 
 struct nn_trainer;
 // apps/bench_train.c: GPU time per kernel kind and the slowest dispatches of each phase of the last
-// training step (a trainer created with timestamps).
-void app_train_profile_print(struct nn_trainer *tr, FILE *f);
+// training step (a trainer created with timestamps): the top slowest per phase.
+void app_train_profile_print(struct nn_trainer *tr, uint32_t top, FILE *f);
 // `vkyolo bench --train`: the training step's speed on synthetic data. Returns an app_exit value.
 int app_bench_train(const char *model, const char *device, uint32_t batch, uint32_t h, uint32_t w, uint32_t iters,
-                    uint32_t warmup, bool per_kernel, bool cpu);
+                    uint32_t warmup, bool per_kernel, uint32_t top, bool cpu);
 int app_measure_peak_gflops(struct gpu_device *dev, double *gflops);
 
 // Monotonic clock in milliseconds.

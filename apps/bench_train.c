@@ -19,9 +19,9 @@ struct kind_total {
 };
 
 // GPU time per kernel kind (the label's part after '/') and the slowest dispatches of one phase.
-static void print_phase(struct nn_trainer *tr, enum nn_trainer_phase phase, const char *name, FILE *f)
+static void print_phase(struct nn_trainer *tr, enum nn_trainer_phase phase, const char *name, uint32_t top, FILE *f)
 {
-	enum { CAP = 8192, KINDS = 32, TOP = 8 };
+	enum { CAP = 8192, KINDS = 32 };
 	struct gpu_timing *tm = malloc(CAP * sizeof(*tm));
 	struct kind_total kinds[KINDS] = { 0 };
 	uint32_t n = 0, nk = 0;
@@ -52,7 +52,7 @@ static void print_phase(struct nn_trainer *tr, enum nn_trainer_phase phase, cons
 	for (uint32_t a = 0; a < nk; a++)
 		fprintf(f, "  %-14s %9.1f ms %5.1f%%  (%u dispatches)\n", kinds[a].kind, kinds[a].ms,
 		        100.0 * kinds[a].ms / total, kinds[a].count);
-	for (uint32_t t = 0; t < TOP && t < n; t++) { // selection of the slowest
+	for (uint32_t t = 0; t < top && t < n; t++) { // selection of the slowest
 		uint32_t best = t;
 		for (uint32_t i = t + 1; i < n; i++)
 			if (tm[i].ms > tm[best].ms)
@@ -64,11 +64,11 @@ static void print_phase(struct nn_trainer *tr, enum nn_trainer_phase phase, cons
 	free(tm);
 }
 
-void app_train_profile_print(struct nn_trainer *tr, FILE *f)
+void app_train_profile_print(struct nn_trainer *tr, uint32_t top, FILE *f)
 {
-	print_phase(tr, NN_TRAINER_PHASE_FORWARD, "forward", f);
-	print_phase(tr, NN_TRAINER_PHASE_LOSS, "loss", f);
-	print_phase(tr, NN_TRAINER_PHASE_BACKWARD, "backward", f);
+	print_phase(tr, NN_TRAINER_PHASE_FORWARD, "forward", top, f);
+	print_phase(tr, NN_TRAINER_PHASE_LOSS, "loss", top, f);
+	print_phase(tr, NN_TRAINER_PHASE_BACKWARD, "backward", top, f);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -120,7 +120,7 @@ static double forward_gflop(const struct nn_model *m, uint32_t n, uint32_t h, ui
 }
 
 int app_bench_train(const char *model, const char *device, uint32_t batch, uint32_t h, uint32_t w, uint32_t iters,
-                    uint32_t warmup, bool per_kernel, bool cpu)
+                    uint32_t warmup, bool per_kernel, uint32_t top, bool cpu)
 {
 	struct gpu_instance *inst = NULL;
 	struct gpu_device *dev = NULL;
@@ -202,7 +202,7 @@ int app_bench_train(const char *model, const char *device, uint32_t batch, uint3
 		printf("\n");
 	printf("memory      %.1f MiB of device memory at peak\n", tt.device_peak_bytes / 1048576.0);
 	if (per_kernel)
-		app_train_profile_print(tr, stdout);
+		app_train_profile_print(tr, top, stdout);
 done:
 	if (ret)
 		fprintf(stderr, "vkyolo bench --train: failed (see the message above)\n");

@@ -15,6 +15,7 @@
 struct bench_opts {
 	const char *model, *device;
 	uint32_t img_h, img_w, batch, iters, warmup;
+	uint32_t top; // --train --per-layer: slowest dispatches listed per phase
 	bool per_layer, json, train, cpu;
 };
 
@@ -23,14 +24,14 @@ static void usage(FILE *f)
 	fprintf(f, "usage: vkyolo bench --model M [--imgsz 640 | H,W] [--batch 1] [--iters 100] [--warmup 10]\n"
 	           "                    [--per-layer] [--json] [--device D]\n"
 	           "       vkyolo bench --train --model M.yaml|M.pt [--imgsz 640] [--batch 8] [--iters 3] [--warmup 1]\n"
-	           "                    [--per-layer] [--device D | --cpu]\n"
+	           "                    [--per-layer [--top 8]] [--device D | --cpu]\n"
 	           "\n"
 	           "Measure inference speed: end-to-end latency (upload, forward, download; median, p10,\n"
 	           "p90), images/s, GPU time per layer from timestamps (--per-layer), and achieved GFLOP/s\n"
 	           "against the model's FLOP count and the device's measured fp32 peak.\n"
 	           "--train: the training step instead (synthetic images, four boxes each): forward, loss,\n"
 	           "backward, optimizer + EMA (medians), images/s, device memory, and with --per-layer the\n"
-	           "GPU time per kernel kind.\n");
+	           "GPU time per kernel kind and the --top slowest dispatches of each phase.\n");
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -49,7 +50,7 @@ static double percentile(const double *sorted, uint32_t n, double p)
 
 static int parse(int argc, char **argv, struct bench_opts *o)
 {
-	*o = (struct bench_opts){ .img_h = 640, .img_w = 640, .batch = UINT32_MAX, .iters = UINT32_MAX, .warmup = UINT32_MAX };
+	*o = (struct bench_opts){ .img_h = 640, .img_w = 640, .batch = UINT32_MAX, .iters = UINT32_MAX, .warmup = UINT32_MAX, .top = 8 };
 	for (int i = 1; i < argc; i++) {
 		const char *v;
 		char *end = NULL;
@@ -76,6 +77,8 @@ static int parse(int argc, char **argv, struct bench_opts *o)
 			o->batch = (uint32_t)strtoul(v, &end, 10);
 		} else if ((v = app_opt_value(argc, argv, &i, "--iters"))) {
 			o->iters = (uint32_t)strtoul(v, &end, 10);
+		} else if ((v = app_opt_value(argc, argv, &i, "--top"))) {
+			o->top = (uint32_t)strtoul(v, &end, 10);
 		} else if ((v = app_opt_value(argc, argv, &i, "--warmup"))) {
 			o->warmup = (uint32_t)strtoul(v, &end, 10);
 		} else {
@@ -149,7 +152,7 @@ int cmd_bench(int argc, char **argv)
 	if (ret)
 		return ret < 0 ? (usage(stderr), APP_EXIT_USAGE) : APP_EXIT_OK;
 	if (o.train)
-		return app_bench_train(o.model, o.device, o.batch, o.img_h, o.img_w, o.iters, o.warmup, o.per_layer, o.cpu);
+		return app_bench_train(o.model, o.device, o.batch, o.img_h, o.img_w, o.iters, o.warmup, o.per_layer, o.top, o.cpu);
 
 	double t0 = app_now_ms();
 	if ((ret = app_model_load(o.model, true, &ck, &m)) || (ret = app_open_device(o.device, &inst, &dev)))

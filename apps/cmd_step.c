@@ -181,7 +181,7 @@ int cmd_step(int argc, char **argv)
 			        tt.device_peak_bytes / 1048576.0);
 	}
 	if (profile) {
-		app_train_profile_print(tr, stderr);
+		app_train_profile_print(tr, 8, stderr);
 	}
 	if (nn_trainer_read_state(tr, NN_TRAINER_CURRENT, m) || export_params(m, out))
 		goto done;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "dataset.h"
+#include "confusion.h"
 #include "metrics.h"
 #include "value.h"
 
@@ -272,6 +273,57 @@ static int check_match(void)
 	return 0;
 }
 
+// ConfusionMatrix.process_batch by hand (nc 3, background index 3; rows predicted, columns true).
+static int check_confusion(void)
+{
+	struct nn_confusion *cm = NULL;
+	if (nn_confusion_create(3, 0.25f, 0.45f, &cm))
+		return 1;
+	double want[4][4] = {{0}};
+	// 1: d0 = label A exactly; d1 (class 2) on label B (class 1) with IoU 0.818: a class confusion;
+	// d2 overlaps A (0.818) but A went to d0: background column; d3 is under conf 0.25, so label C is
+	// missed: background row; d4 overlaps nothing: background column.
+	const struct nn_gt g1[] = {{0, 0, 0, 10, 10}, {1, 20, 0, 30, 10}, {2, 40, 0, 50, 10}};
+	const struct nn_det d1[] = {{0, 0, 10, 10, 0.9f, 0}, {21, 0, 31, 10, 0.8f, 2}, {1, 0, 11, 10, 0.7f, 0},
+	                            {40, 0, 50, 10, 0.2f, 2}, {100, 100, 110, 110, 0.6f, 1}};
+	want[0][0] += 1, want[2][1] += 1, want[0][3] += 1, want[3][2] += 1, want[1][3] += 1;
+	// 2: a label and no detections: background row
+	const struct nn_gt g2[] = {{1, 0, 0, 10, 10}};
+	want[3][1] += 1;
+	// 3: detections and no labels: nothing (official: no match in the image, so unmatched
+	// detections are not counted)
+	const struct nn_det d3[] = {{0, 0, 5, 5, 0.9f, 0}};
+	// 4: a label and a detection far from it: the label counts, the detection does not (same rule)
+	const struct nn_gt g4[] = {{0, 0, 0, 10, 10}};
+	const struct nn_det d4[] = {{50, 50, 60, 60, 0.9f, 0}};
+	want[3][0] += 1;
+	// 5: the official two passes (best label per detection, then best detection per label) are
+	// not a greedy matching: D0 and D1 both prefer L0 (1 and 0.818), so D1's 0.667 with L1 is
+	// dropped in the first pass; L0 takes D0, L1 is missed and D1 is background.
+	const struct nn_gt g5[] = {{0, 0, 0, 10, 10}, {1, 3, 0, 13, 10}};
+	const struct nn_det d5[] = {{0, 0, 10, 10, 0.9f, 0}, {1, 0, 11, 10, 0.8f, 1}};
+	want[0][0] += 1, want[3][1] += 1, want[1][3] += 1;
+	int fail = nn_confusion_add_image(cm, d1, 5, g1, 3) || nn_confusion_add_image(cm, NULL, 0, g2, 1) ||
+	           nn_confusion_add_image(cm, d3, 1, NULL, 0) || nn_confusion_add_image(cm, d4, 1, g4, 1) ||
+	           nn_confusion_add_image(cm, d5, 2, g5, 2);
+	for (int p = 0; p < 4 && !fail; p++)
+		for (int t = 0; t < 4; t++)
+			if (nn_confusion_at(cm, p, t) != want[p][t]) {
+				printf("FAIL confusion [pred %d][true %d] = %g, want %g\n", p, t, nn_confusion_at(cm, p, t),
+				       want[p][t]);
+				fail = 1;
+			}
+	const struct nn_gt bad[] = {{3, 0, 0, 1, 1}};
+	if (!fail && nn_confusion_add_image(cm, NULL, 0, bad, 1) != -EINVAL) {
+		printf("FAIL confusion: label class 3 of 3 accepted\n");
+		fail = 1;
+	}
+	if (!fail)
+		printf("ok confusion: matches, class confusions, both backgrounds, the two-pass matching\n");
+	nn_confusion_destroy(&cm);
+	return fail;
+}
+
 static int parse(const char *text, int nc, struct nn_label **l, size_t *n, size_t *dups)
 {
 	return nn_labels_parse(text, strlen(text), nc, "<test>", l, n, dups);
@@ -341,6 +393,7 @@ int main(void)
 	fail |= check_compute_ap();
 	fail |= check_ap_per_class();
 	fail |= check_match();
+	fail |= check_confusion();
 	fail |= check_labels();
 	int o = check_coco128_oracle();
 	if (o == 1)

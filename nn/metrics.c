@@ -9,7 +9,7 @@
 
 #include "log.h"
 
-#define NPX 1000     // confidence samples of the P/R/F1 curves (np.linspace(0, 1, 1000))
+#define NPX NN_METRICS_NPX // confidence samples of the P/R/F1 curves (np.linspace(0, 1, 1000))
 #define EPS 1e-16    // ap_per_class eps
 #define SMOOTH_F 0.1 // box filter fraction used to pick the max-F1 confidence
 
@@ -140,7 +140,8 @@ static double linspace_at(double start, double stop, size_t num, size_t k)
 	return (double)k * step + start;
 }
 
-double nn_metrics_compute_ap(const double *recall, const double *precision, size_t n)
+// compute_ap; with py (NPX values) also np.interp(px, mrec, mpre): the envelope at recall px.
+static double compute_ap_curve(const double *recall, const double *precision, size_t n, double *py)
 {
 	size_t m = n + 2;
 	double *mrec = malloc(m * sizeof(*mrec)), *mpre = malloc(m * sizeof(*mpre));
@@ -171,10 +172,17 @@ double nn_metrics_compute_ap(const double *recall, const double *precision, size
 		xprev = x;
 		yprev = y;
 	}
+	for (size_t k = 0; py && k < NPX; k++)
+		py[k] = interp1(linspace_at(0.0, 1.0, NPX, k), mrec, mpre, m, mpre[0], mpre[m - 1]);
 fail:
 	free(mrec);
 	free(mpre);
 	return ap;
+}
+
+double nn_metrics_compute_ap(const double *recall, const double *precision, size_t n)
+{
+	return compute_ap_curve(recall, precision, n, NULL);
 }
 
 void nn_metrics_result_finish(struct nn_metrics_result *r)
@@ -182,6 +190,7 @@ void nn_metrics_result_finish(struct nn_metrics_result *r)
 	if (!r)
 		return;
 	free(r->classes);
+	free(r->curve_p), free(r->curve_r), free(r->curve_f1), free(r->curve_pr), free(r->has_pr);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -208,7 +217,7 @@ static int cmp_int(const void *pa, const void *pb)
 
 // One class: its P and R curves over px (rows p_row / r_row) and AP per threshold.
 static void class_curves(const bool *tp, const float *conf, const size_t *sel, size_t n_p,
-			 size_t n_l, double *p_row, double *r_row, double ap[NN_METRICS_NIOU],
+			 size_t n_l, double *p_row, double *r_row, double *pr_row, double ap[NN_METRICS_NIOU],
 			 double *recall, double *precision, double *xp)
 {
 	for (int t = 0; t < NN_METRICS_NIOU; t++) {
@@ -229,7 +238,7 @@ static void class_curves(const bool *tp, const float *conf, const size_t *sel, s
 				p_row[k] = interp1(x, xp, precision, n_p, 1.0, precision[n_p - 1]);
 			}
 		}
-		ap[t] = nn_metrics_compute_ap(recall, precision, n_p);
+		ap[t] = compute_ap_curve(recall, precision, n_p, t == 0 ? pr_row : NULL);
 	}
 }
 
@@ -262,7 +271,7 @@ int nn_metrics_ap_per_class(const bool *tp, const float *conf, const int *pred_c
 	struct conf_idx *order = NULL;
 	int *tcls = NULL;
 	size_t *sel = NULL;
-	double *pc = NULL, *rc_ = NULL, *f1mean = NULL, *recall = NULL, *precision = NULL,
+	double *pc = NULL, *rc_ = NULL, *f1 = NULL, *pr = NULL, *f1mean = NULL, *recall = NULL, *precision = NULL,
 	       *xp = NULL;
 	memset(out, 0, sizeof(*out));
 
@@ -288,8 +297,11 @@ int nn_metrics_ap_per_class(const bool *tp, const float *conf, const int *pred_c
 	out->classes = calloc(nc ? nc : 1, sizeof(*out->classes));
 	pc = calloc((nc ? nc : 1) * NPX, sizeof(*pc));
 	rc_ = calloc((nc ? nc : 1) * NPX, sizeof(*rc_));
+	f1 = calloc((nc ? nc : 1) * NPX, sizeof(*f1));
+	pr = calloc((nc ? nc : 1) * NPX, sizeof(*pr));
+	out->has_pr = calloc(nc ? nc : 1, sizeof(*out->has_pr));
 	f1mean = calloc(NPX, sizeof(*f1mean));
-	if (!out->classes || !pc || !rc_ || !f1mean)
+	if (!out->classes || !pc || !rc_ || !f1 || !pr || !out->has_pr || !f1mean)
 		goto fail;
 	for (size_t i = 0, ci = 0; i < nt; i++) {
 		if (i > 0 && tcls[i] == tcls[i - 1]) {
@@ -308,14 +320,16 @@ int nn_metrics_ap_per_class(const bool *tp, const float *conf, const int *pred_c
 				sel[n_p++] = order[k].i;
 		if (n_p == 0 || cm->n_labels == 0)
 			continue; // P, R, AP stay 0, as official
-		class_curves(tp, conf, sel, n_p, cm->n_labels, pc + ci * NPX, rc_ + ci * NPX,
+		class_curves(tp, conf, sel, n_p, cm->n_labels, pc + ci * NPX, rc_ + ci * NPX, pr + ci * NPX,
 			     cm->ap, recall, precision, xp);
+		out->has_pr[ci] = true;
 	}
 	// f1 = 2pr/(p+r+eps) per class, mean over classes (row by row, as numpy's axis-0 mean).
 	for (size_t ci = 0; ci < nc; ci++)
 		for (size_t k = 0; k < NPX; k++) {
 			double p = pc[ci * NPX + k], r = rc_[ci * NPX + k];
-			f1mean[k] += 2.0 * p * r / (p + r + EPS);
+			f1[ci * NPX + k] = 2.0 * p * r / (p + r + EPS);
+			f1mean[k] += f1[ci * NPX + k];
 		}
 	for (size_t k = 0; k < NPX; k++)
 		f1mean[k] /= (double)(nc ? nc : 1);
@@ -343,6 +357,8 @@ int nn_metrics_ap_per_class(const bool *tp, const float *conf, const int *pred_c
 		out->map50 /= (double)nc;
 		out->map50_95 /= (double)nc;
 	}
+	out->curve_p = pc, out->curve_r = rc_, out->curve_f1 = f1, out->curve_pr = pr;
+	pc = rc_ = f1 = pr = NULL;
 	rc = 0;
 fail:
 	if (rc) {
@@ -354,6 +370,8 @@ fail:
 	free(sel);
 	free(pc);
 	free(rc_);
+	free(f1);
+	free(pr);
 	free(f1mean);
 	free(recall);
 	free(precision);

@@ -7,7 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define NN_METRICS_NIOU 10 // IoU thresholds 0.50, 0.55, ..., 0.95
+#define NN_METRICS_NIOU 10  // IoU thresholds 0.50, 0.55, ..., 0.95
+#define NN_METRICS_NPX 1000 // points of the plotted curves (np.linspace(0, 1, 1000))
 
 // One prediction (struct nn_det of nms.h): xyxy in original-image pixels.
 #include "nms.h"
@@ -47,6 +48,13 @@ struct nn_metrics_result {
 	double conf; // the confidence where P and R were read (px[i] of the smoothed F1 argmax)
 	size_t nclasses;
 	struct nn_class_metrics *classes; // owned, sorted by class id; free with nn_metrics_result_finish
+	// The curves ap_per_class plots (official PR_curve / F1_curve / P_curve / R_curve.png), one row
+	// of NN_METRICS_NPX values per entry of classes[] over px = linspace(0, 1, NN_METRICS_NPX):
+	// precision, recall and F1 against the confidence threshold px, and pr = the precision envelope
+	// at IoU 0.5 against the recall px. has_pr[i] is false for a class without predictions (the
+	// official code has no PR row for it; its other rows are 0). Owned; NULL when nclasses is 0.
+	double *curve_p, *curve_r, *curve_f1, *curve_pr;
+	bool *has_pr;
 };
 
 void nn_metrics_result_finish(struct nn_metrics_result *r);

@@ -224,6 +224,24 @@ static int check_ap_per_class(void)
 			fail = 1;
 		}
 	}
+	// plotted curves: class 3's precision envelope over recall (mrec 0, .5, .5, 1, 1 / envelope 1, 1,
+	// 2/3, 2/3, 0): 1 up to recall .5, 2/3 after it, 0 at recall 1 exactly; class 5 has no PR row;
+	// F1 = 2PR / (P + R) on the confidence axis.
+	if (!fail) {
+		const double *pr = r.curve_pr, *p3 = r.curve_p, *r3 = r.curve_r, *f3 = r.curve_f1;
+		size_t k = 700; // px 0.7007: below confidence .7 nothing changes (P 2/3, R 1)
+		double f1 = 2.0 * p3[k] * r3[k] / (p3[k] + r3[k] + 1e-16);
+		if (!pr || !r.has_pr[0] || r.has_pr[1] || pr[0] != 1.0 || pr[400] != 1.0 ||
+		    !close_to(pr[600], 2.0 / 3.0, HAND_ATOL) || pr[NN_METRICS_NPX - 1] != 0.0 ||
+		    !close_to(p3[100], 2.0 / 3.0, 1e-6) || r3[100] != 1.0 || !close_to(f3[k], f1, HAND_ATOL) ||
+		    r.curve_p[NN_METRICS_NPX + 5] != 0.0) {
+			printf("FAIL ap_per_class curves: pr %g %g %g %g, has_pr %d %d, P %g R %g at px .1, F1 %g vs %g\n",
+			       pr ? pr[0] : -1, pr ? pr[400] : -1, pr ? pr[600] : -1, pr ? pr[NN_METRICS_NPX - 1] : -1,
+			       r.has_pr ? r.has_pr[0] : -1, r.has_pr ? r.has_pr[1] : -1, p3 ? p3[100] : -1,
+			       r3 ? r3[100] : -1, f3 ? f3[k] : -1, f1);
+			fail = 1;
+		}
+	}
 	if (!fail)
 		printf("ok ap_per_class: AP %.6f, mAP %.6f, P %.4f R %.4f at conf %.3f\n",
 		       r.classes[0].ap50, r.map50, r.classes[0].p, r.classes[0].r, r.conf);

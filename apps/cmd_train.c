@@ -21,6 +21,7 @@
 #include "metrics.h"
 #include "optim_ref.h"
 #include "train_run.h"
+#include "val_plot.h"
 
 #define HYP_DEFAULT "assets/hyp/hyp.scratch-high.yaml"
 
@@ -67,7 +68,9 @@ static void usage(FILE *f)
 	      "  -h, --help             show this help and exit\n"
 	      "\n"
 	      "Outputs in DIR = PROJECT/NAME: args.yaml, results.csv (train and validation losses,\n"
-	      "P, R, mAP, lrs), results.png, train_batch0..2.jpg, weights/last.safetensors and\n"
+	      "P, R, mAP, lrs), results.png, train_batch0..2.jpg, the validation plots of the\n"
+	      "best epoch (PR_curve.png, F1/P/R_curve.png, confusion_matrix.png),\n"
+	      "weights/last.safetensors and\n"
 	      "weights/best.safetensors (fitness 0.1 mAP50 + 0.9 mAP50-95; EMA weights under the\n"
 	      "official names, plus the training weights, momentum and run state for --resume).\n"
 	      "Ctrl-C stops after the current batch, saves last and exits with status 1.\n"
@@ -462,8 +465,11 @@ static int run(struct train_run *r)
 		}
 		struct nn_metrics_result m = {0};
 		double vloss[3] = {0, 0, 0};
-		if ((rc = train_validate(r, &m, vloss)))
+		struct nn_confusion *cm = NULL; // official ConfusionMatrix(nc, conf 0.25, iou 0.45)
+		if ((rc = nn_confusion_create(r->ds->nc, 0.25f, 0.45f, &cm)) || (rc = train_validate(r, &m, vloss, cm))) {
+			nn_confusion_destroy(&cm);
 			break;
+		}
 		print_val(r, &m);
 		double fi = 0.1 * m.map50 + 0.9 * m.map50_95;
 		r->last_epoch = (int32_t)epoch;
@@ -472,6 +478,10 @@ static int run(struct train_run *r)
 		r->best_fitness = fmax(r->best_fitness, fi);
 		double row[TRAIN_CSV_COLS] = {epoch, mloss[0], mloss[1], mloss[2], m.p, m.r, m.map50, m.map50_95,
 		                              vloss[0], vloss[1], vloss[2], lr[0], lr[1], lr[2]};
+		// the official run plots the validation of best.pt: here each new best epoch's
+		if (fi == r->best_fitness && val_plot_write(r->dir, &m, cm, (const char *const *)r->ds->names, r->ds->nc))
+			LOGW("train: could not write the validation plots into %s", r->dir);
+		nn_confusion_destroy(&cm);
 		nn_metrics_result_finish(&m);
 		char name[64];
 		snprintf(name, sizeof(name), "epoch%u.safetensors", epoch);

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "val_model.h"
+#include "val_plot.h"
 #include "value.h"
 
 int cmd_val(int argc, char **argv); // to be declared in app.h when wired into vkyolo.c
@@ -51,6 +52,9 @@ static void usage(FILE *f)
 	      "                         to DIR/batch_<n>.safetensors (for checking)\n"
 	      "  -t, --task SPLIT       split to score: val (default), train or test\n"
 	      "  -j, --json-out FILE    also write the results as JSON to FILE\n"
+	      "      --plots DIR        also write the official plots into DIR (created):\n"
+	      "                         PR_curve.png, F1_curve.png, P_curve.png, R_curve.png,\n"
+	      "                         confusion_matrix.png (conf 0.25, IoU 0.45)\n"
 	      "  -v, --verbose          print one row per class (always when nc < 50)\n"
 	      "  -h, --help             show this help and exit\n"
 	      "\n"
@@ -215,6 +219,7 @@ enum {
 	OPT_WORKERS,
 	OPT_SAVEJSON,
 	OPT_DUMP,
+	OPT_PLOTS, // the only long option that --predictions takes too
 };
 
 int cmd_val(int argc, char **argv)
@@ -232,9 +237,10 @@ int cmd_val(int argc, char **argv)
 		{"device", required_argument, NULL, OPT_DEVICE},
 		{"workers", required_argument, NULL, OPT_WORKERS},
 		{"save-json", no_argument, NULL, OPT_SAVEJSON},
-		{"dump-batches", required_argument, NULL, OPT_DUMP}, {NULL, 0, NULL, 0},
+		{"dump-batches", required_argument, NULL, OPT_DUMP},
+		{"plots", required_argument, NULL, OPT_PLOTS}, {NULL, 0, NULL, 0},
 	};
-	const char *data = NULL, *preds = NULL, *json = NULL, *task = "val";
+	const char *data = NULL, *preds = NULL, *json = NULL, *task = "val", *plots = NULL;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	struct val_model_opts mo = {.imgsz = 640, .batch = 32, .max_det = 300, .conf = 0.001f,
 				    .iou = 0.7f, .workers = ncpu < 1 ? 1 : ncpu > 8 ? 8 : (uint32_t)ncpu};
@@ -242,7 +248,7 @@ int cmd_val(int argc, char **argv)
 	optind = 0; // full getopt re-initialisation: the caller may have parsed its own options
 	for (int c; (c = getopt_long(argc, argv, "d:p:m:t:j:vh", opts, NULL)) != -1;) {
 		int bad = 0;
-		model_only |= c >= 256;
+		model_only |= c >= 256 && c != OPT_PLOTS;
 		switch (c) {
 		case 'd': data = optarg; break;
 		case 'p': preds = optarg; break;
@@ -260,6 +266,7 @@ int cmd_val(int argc, char **argv)
 		case OPT_WORKERS: bad = parse_u32(optarg, 0, &mo.workers) || mo.workers > 64; break;
 		case OPT_SAVEJSON: save_json = true; break;
 		case OPT_DUMP: mo.dump_dir = optarg; break;
+		case OPT_PLOTS: plots = optarg; break;
 		default: return usage_error(NULL);
 		}
 		if (bad)
@@ -291,15 +298,19 @@ int cmd_val(int argc, char **argv)
 	struct nn_dataset_split *sp = NULL;
 	struct nn_metrics_result res = {0};
 	struct val_model_stats st = {0};
+	struct nn_confusion *cm = NULL;
 	char *json_pred = NULL;
 	int rc = nn_dataset_open(data, &ds);
 	if (!rc)
 		rc = nn_dataset_split_load(ds, split, &sp);
+	if (!rc && plots && !(rc = nn_mkdir_p(plots))) // official ConfusionMatrix(nc, conf 0.25, iou 0.45)
+		rc = nn_confusion_create(ds->nc, 0.25f, 0.45f, &cm);
+	mo.confusion = cm;
 	if (!rc) {
 		LOGI("val: %s %s: %zu images, %zu labels, %zu backgrounds, %zu corrupt", data, task,
 		     sp->count, sp->nboxes, sp->missing + sp->empty, sp->corrupt);
 		if (preds) {
-			rc = nn_metrics_score_dir(sp, preds, &res);
+			rc = nn_metrics_score_dir(sp, preds, &res, cm);
 		} else {
 			mo.coco91 = ds->nc == 80 && is_coco_val(ds);
 			if (save_json && !(rc = json_pred_path(mo.model, &json_pred)))
@@ -324,7 +335,10 @@ int cmd_val(int argc, char **argv)
 		}
 		if (json)
 			rc = write_json(json, ds, &res, mo.model ? &st : NULL);
+		if (!rc && plots && !(rc = val_plot_write(plots, &res, cm, (const char *const *)ds->names, ds->nc)))
+			printf("Plots saved to %s\n", plots);
 	}
+	nn_confusion_destroy(&cm);
 	free(json_pred);
 	nn_metrics_result_finish(&res);
 	nn_dataset_split_destroy(&sp);

@@ -107,7 +107,7 @@ int train_model_build(struct train_run *r)
 	return rc;
 }
 
-int train_validate(struct train_run *r, struct nn_metrics_result *res, double val_loss[3])
+int train_validate(struct train_run *r, struct nn_metrics_result *res, double val_loss[3], struct nn_confusion *cm)
 {
 	struct nn_tensor_map *state = NULL;
 	struct nn_model *fused = NULL;
@@ -124,7 +124,8 @@ int train_validate(struct train_run *r, struct nn_metrics_result *res, double va
 	if (!rc) { // official: batch 2 x bs, conf 0.001, IoU 0.7, max_det 300, rect, pad 0.5
 		struct val_model_opts vo = {.model = "EMA weights", .imgsz = r->o.imgsz, .batch = 2 * r->o.batch,
 		                            .workers = r->o.workers, .max_det = 300, .conf = 0.001f, .iou = 0.7f,
-		                            .net = fused, .dev = r->dev, .cpu_reference = r->o.cpu, .loss = true};
+		                            .net = fused, .dev = r->dev, .cpu_reference = r->o.cpu, .loss = true,
+		                            .confusion = cm};
 		rc = val_model_run(&vo, r->ds, r->va, res, &st);
 		for (int k = 0; k < 3; k++)
 			val_loss[k] = st.loss[k];

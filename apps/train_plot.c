@@ -77,29 +77,6 @@ static int csv_read(const char *path, double **rows, size_t *n)
 	return 0;
 }
 
-static void put(struct nn_image *img, int x, int y, const uint8_t rgb[3])
-{
-	if (x >= 0 && y >= 0 && x < (int)img->w && y < (int)img->h)
-		memcpy(img->data + ((size_t)y * img->w + x) * 3, rgb, 3);
-}
-
-static void line(struct nn_image *img, int x0, int y0, int x1, int y1, const uint8_t rgb[3], int thick)
-{
-	int dx = abs(x1 - x0), dy = -abs(y1 - y0), sx = x0 < x1 ? 1 : -1, sy = y0 < y1 ? 1 : -1, err = dx + dy;
-	for (;;) {
-		for (int a = 0; a < thick; a++)
-			for (int b = 0; b < thick; b++)
-				put(img, x0 + a - thick / 2, y0 + b - thick / 2, rgb);
-		if (x0 == x1 && y0 == y1)
-			break;
-		int e2 = 2 * err;
-		if (e2 >= dy)
-			err += dy, x0 += sx;
-		if (e2 <= dx)
-			err += dx, y0 += sy;
-	}
-}
-
 #define PW 400 // panel size
 #define PH 300
 
@@ -132,7 +109,7 @@ static void panel(struct nn_image *img, const struct nn_font *font, int ox, int 
 		double fx = n > 1 ? (double)i / (n - 1) : 0.5, fy = (rows[i * TRAIN_CSV_COLS + col] - lo) / (hi - lo);
 		int x = l + 4 + (int)lround(fx * (r - l - 8)), y = b - 4 - (int)lround(fy * (b - t - 8));
 		if (i)
-			line(img, px, py, x, y, blue, 2);
+			nn_draw_line(img, px, py, x, y, blue, 2);
 		nn_draw_rect(img, x - 2, y - 2, x + 2, y + 2, blue, 0);
 		px = x, py = y;
 	}

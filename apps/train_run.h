@@ -40,8 +40,10 @@ struct train_run {
 	uint64_t updates;
 };
 
+struct nn_confusion;
 struct nn_metrics_result;
 // Builds r->arch and r->model (from the YAML, the checkpoint to fine-tune, or the resumed file).
 int train_model_build(struct train_run *r);
-// Validation of the EMA weights on the val split (`vkyolo val --model` code, batch 2 x bs).
-int train_validate(struct train_run *r, struct nn_metrics_result *res, double val_loss[3]);
+// Validation of the EMA weights on the val split (`vkyolo val --model` code, batch 2 x bs); cm
+// (NULL: none) receives the images for the confusion matrix.
+int train_validate(struct train_run *r, struct nn_metrics_result *res, double val_loss[3], struct nn_confusion *cm);

@@ -21,6 +21,7 @@
 #include "runner.h"
 #include "safetensors.h"
 #include "val_loader.h"
+#include "confusion.h"
 #include "val_loss.h"
 #include "valdata.h"
 
@@ -133,6 +134,8 @@ static int job_finish(struct val_ctx *c, struct nms_job *j, const struct nn_data
 			nn_val_labels_to_gt(im->labels, im->count, &j->geom[i], c->gt);
 			rc = nn_metrics_add_image(c->metrics, j->d[i], j->n[i], c->gt, im->count);
 		}
+		if (!rc && c->o->confusion)
+			rc = nn_confusion_add_image(c->o->confusion, j->d[i], j->n[i], c->gt, im->count);
 		if (!rc && c->json)
 			rc = nn_coco_json_add(c->json, im->path, j->d[i], j->n[i]);
 		free(j->d[i]);

@@ -6,6 +6,7 @@
 
 struct nn_dataset;
 struct nn_dataset_split;
+struct nn_confusion;
 struct nn_metrics_result;
 struct nn_model;
 struct gpu_device;
@@ -28,7 +29,10 @@ struct val_model_opts {
 	const struct nn_model *net;
 	struct gpu_device *dev;
 	bool cpu_reference;
-	bool loss; // also the validation loss (GPU path only): val_model_stats.loss
+	bool loss; // also the validation loss: val_model_stats.loss
+	// NULL, or a confusion matrix (caller-owned, created for the dataset's classes) that receives
+	// every image's detections and labels, as val.py does when it plots.
+	struct nn_confusion *confusion;
 };
 
 struct val_model_stats {

@@ -186,6 +186,53 @@ static void fill(struct nn_image *img, int x1, int y1, int x2, int y2, const uin
 			memcpy(img->data + ((size_t)y * img->w + x) * 3, rgb, 3);
 }
 
+void nn_draw_line(struct nn_image *img, int x0, int y0, int x1, int y1, const uint8_t rgb[3], int thickness)
+{
+	if (img->c != 3)
+		return;
+	int dx = abs(x1 - x0), dy = -abs(y1 - y0), sx = x0 < x1 ? 1 : -1, sy = y0 < y1 ? 1 : -1, err = dx + dy;
+	int t = thickness > 0 ? thickness : 1;
+	for (;;) {
+		fill(img, x0 - t / 2, y0 - t / 2, x0 - t / 2 + t - 1, y0 - t / 2 + t - 1, rgb);
+		if (x0 == x1 && y0 == y1)
+			break;
+		int e2 = 2 * err;
+		if (e2 >= dy)
+			err += dy, x0 += sx;
+		if (e2 <= dx)
+			err += dx, y0 += sy;
+	}
+}
+
+void nn_draw_text_up(struct nn_image *img, const struct nn_font *font, float cap_px, int x, int y,
+                     const char *text, const uint8_t rgb[3])
+{
+	int w, h;
+	if (!font || img->c != 3)
+		return;
+	nn_font_text_size(font, cap_px, text, &w, &h);
+	int pad = (int)(cap_px * 0.5f) + 2, th = h + 2 * pad; // room for descenders
+	struct nn_image *tmp = NULL;
+	if (w <= 0 || nn_image_create((uint32_t)w + 2, (uint32_t)th, 3, &tmp))
+		return;
+	memset(tmp->data, 255, (size_t)tmp->w * tmp->h * 3);
+	static const uint8_t black[3] = { 0, 0, 0 };
+	nn_draw_text(tmp, font, cap_px, 0, pad + h, text, black);
+	// tmp (u, v) -> img (x - (pad + h) + v, y - u): the baseline row lands on column x
+	for (uint32_t v = 0; v < tmp->h; v++)
+		for (uint32_t u = 0; u < tmp->w; u++) {
+			const uint8_t *s = tmp->data + ((size_t)v * tmp->w + u) * 3;
+			int X = x - (pad + h) + (int)v, Y = y - (int)u;
+			if (s[0] == 255 || X < 0 || Y < 0 || X >= (int)img->w || Y >= (int)img->h)
+				continue;
+			uint8_t *d = img->data + ((size_t)Y * img->w + X) * 3;
+			float a = 1.0f - s[0] / 255.0f; // coverage
+			for (int k = 0; k < 3; k++)
+				d[k] = (uint8_t)(d[k] + (rgb[k] - d[k]) * a + 0.5f);
+		}
+	nn_image_destroy(&tmp);
+}
+
 void nn_draw_rect(struct nn_image *img, int x1, int y1, int x2, int y2, const uint8_t rgb[3],
                   int thickness)
 {

@@ -35,6 +35,13 @@ void nn_draw_class_color(int32_t cls, uint8_t rgb[3]);
 void nn_draw_rect(struct nn_image *img, int x1, int y1, int x2, int y2, const uint8_t rgb[3],
                   int thickness);
 
+// A straight line (Bresenham) of thickness x thickness pixel squares, clipped. img: 3-channel RGB.
+void nn_draw_line(struct nn_image *img, int x0, int y0, int x1, int y1, const uint8_t rgb[3], int thickness);
+// Text turned 90 degrees counter-clockwise (reading bottom to top), its first letter at (x, y), the
+// baseline on the column x: axis labels. Same font and size rules as nn_draw_text.
+void nn_draw_text_up(struct nn_image *img, const struct nn_font *font, float cap_px, int x, int y,
+                     const char *text, const uint8_t rgb[3]);
+
 struct nn_draw_params {
 	uint32_t line_width;       // 0 = nn_draw_line_width(image); detect.py passes --line-thickness 3
 	bool hide_labels;          // boxes only

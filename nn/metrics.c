@@ -242,13 +242,10 @@ static void class_curves(const bool *tp, const float *conf, const size_t *sel, s
 	}
 }
 
-// smooth(y, f): box filter of odd width round(len*f*2)//2+1, edges padded with the end values;
-// returns the index of the first maximum.
-static size_t smooth_argmax(const double *y, size_t n, double f)
+void nn_metrics_smooth(const double *y, size_t n, double f, double *out)
 {
 	size_t nf = (size_t)nearbyint((double)n * f * 2.0) / 2 + 1, half = nf / 2;
-	double w = 1.0 / (double)nf, bestv = -INFINITY;
-	size_t besti = 0;
+	double w = 1.0 / (double)nf;
 	for (size_t k = 0; k < n; k++) {
 		double s = 0.0;
 		for (size_t m = 0; m < nf; m++) {
@@ -256,11 +253,19 @@ static size_t smooth_argmax(const double *y, size_t n, double f)
 			double v = src < 0 ? y[0] : src >= (long)n ? y[n - 1] : y[src];
 			s += v * w;
 		}
-		if (s > bestv) {
-			bestv = s;
-			besti = k;
-		}
+		out[k] = s;
 	}
+}
+
+// The index of the first maximum of smooth(y, f) (NPX values).
+static size_t smooth_argmax(const double *y, size_t n, double f)
+{
+	double s[NPX], bestv = -INFINITY;
+	size_t besti = 0;
+	nn_metrics_smooth(y, n, f, s);
+	for (size_t k = 0; k < n; k++)
+		if (s[k] > bestv)
+			bestv = s[k], besti = k;
 	return besti;
 }
 

@@ -59,6 +59,10 @@ struct nn_metrics_result {
 
 void nn_metrics_result_finish(struct nn_metrics_result *r);
 
+// smooth(y, f) of utils/metrics.py: a box filter of odd width round(n * f * 2) // 2 + 1 with the
+// ends padded by the end values (np.convolve 'valid'); out has n values (may not alias y).
+void nn_metrics_smooth(const double *y, size_t n, double f, double *out);
+
 // compute_ap: AP of one precision/recall curve (n points, recall ascending) by 101-point linear
 // interpolation of the precision envelope and trapezoidal integration.
 double nn_metrics_compute_ap(const double *recall, const double *precision, size_t n);
@@ -100,7 +104,8 @@ int nn_metrics_read_predictions(const char *path, int width, int height, struct 
 
 // Scores a prediction folder against a loaded split: for each image, <pred_dir>/<stem>.txt
 // (missing = no predictions); labels are clipped to the image (as val.py), predictions are not.
-// Fills *out (free with nn_metrics_result_finish). -ENOENT (pred_dir is not a folder), -EINVAL /
-// -EIO (a prediction file), -ENOMEM.
+// Fills *out (free with nn_metrics_result_finish); cm (NULL: none) also receives every image
+// (nn/confusion.h). -ENOENT (pred_dir is not a folder), -EINVAL / -EIO (a prediction file), -ENOMEM.
+struct nn_confusion;
 int nn_metrics_score_dir(const struct nn_dataset_split *split, const char *pred_dir,
-			 struct nn_metrics_result *out);
+			 struct nn_metrics_result *out, struct nn_confusion *cm);

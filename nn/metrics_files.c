@@ -9,6 +9,7 @@
 
 #include "dataset.h"
 #include "log.h"
+#include "confusion.h"
 #include "metrics.h"
 
 static float clampf(float v, float hi)
@@ -131,7 +132,7 @@ static char *pred_path(const char *dir, const char *image)
 }
 
 int nn_metrics_score_dir(const struct nn_dataset_split *split, const char *pred_dir,
-			 struct nn_metrics_result *out)
+			 struct nn_metrics_result *out, struct nn_confusion *cm)
 {
 	struct nn_metrics *m = NULL;
 	struct nn_gt *gt = NULL;
@@ -168,6 +169,8 @@ int nn_metrics_score_dir(const struct nn_dataset_split *split, const char *pred_
 			nn_metrics_labels_to_gt(im->labels, im->count, im->width, im->height, gt);
 			rc = nn_metrics_add_image(m, dets, nd, gt, im->count);
 		}
+		if (!rc && cm)
+			rc = nn_confusion_add_image(cm, dets, nd, gt, im->count);
 		free(dets);
 		dets = NULL;
 	}

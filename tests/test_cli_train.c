@@ -2,7 +2,8 @@
 // (one batch per epoch), augmentation off (a hyp file with mosaic, mixup, HSV, flips, translate and
 // scale at 0) so every epoch trains on the same four images: a fixed-batch loss check.
 //   1. a 2-epoch run exits 0 and writes args.yaml, results.csv (2 rows), results.png,
-//      train_batch0.jpg, weights/last.safetensors and best.safetensors (stripped to the EMA weights);
+//      train_batch0.jpg, confusion_matrix.png (the PR/F1/P/R curves need a true positive, which
+//      this run does not reach), weights/last.safetensors and best.safetensors (stripped to the EMA weights);
 //      the epoch-1 loss (box + cls + dfl, the same batch) is lower than the epoch-0 loss;
 //   2. the same run stopped after epoch 1 (hidden --stop-after-epoch 1: exit 1, last saved) and
 //      continued with --resume ends with a last.safetensors equal to the uninterrupted run's: every
@@ -101,7 +102,7 @@ static int check_run(void)
 	CHECKF(st == 0, "train exited %d", st);
 	const char *err = strstr(read_log("full.txt"), "error:");
 	CHECKF(!err, "a successful run logged an error: %.160s", err ? err : "");
-	const char *files[] = {"args.yaml", "results.csv", "results.png", "train_batch0.jpg",
+	const char *files[] = {"args.yaml", "results.csv", "results.png", "train_batch0.jpg", "confusion_matrix.png",
 	                       "weights/last.safetensors", "weights/best.safetensors"};
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
 		CHECKF(exists("full", files[i]), "missing %s", files[i]);

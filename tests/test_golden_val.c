@@ -27,6 +27,7 @@
 #include "check.h"
 #include "checkpoint.h"
 #include "harness.h"
+#include "image.h"
 #include "model.h"
 #include "safetensors.h"
 #include "valdata.h"
@@ -318,7 +319,7 @@ int main(int argc, char **argv)
 	// With the validation layer (inherited VKYOLO_VALIDATION=1): any message fails the command.
 	snprintf(buf, sizeof(buf),
 		 "cd '%s' && '%s' val --model '%s' --data data.yaml --imgsz %d --batch %d "
-		 "--json-out out.json --save-json --workers 2 --dump-batches dump",
+		 "--json-out out.json --save-json --workers 2 --dump-batches dump --plots plots",
 		 dir, argv[1], model_path, IMGSZ, BATCH);
 	printf("running: %s\n", buf);
 	fflush(stdout);
@@ -369,6 +370,16 @@ int main(int argc, char **argv)
 	struct nn_value *coco = read_json(buf);
 	fails += check_coco(coco, sp, p, out, total);
 
+	// --plots: the four curves (1050 x 700) and the confusion matrix, as decodable PNGs
+	static const char *const plots[] = { "PR_curve", "F1_curve", "P_curve", "R_curve", "confusion_matrix" };
+	for (int k = 0; k < 5; k++) {
+		struct nn_image *img = NULL;
+		snprintf(buf, sizeof(buf), "%s/plots/%s.png", dir, plots[k]);
+		bool ok = nn_image_load(buf, &img) == 0 && img->c == 3 && (k == 4 || (img->w == 1050 && img->h == 700));
+		printf("%s %s.png%s\n", ok ? "ok  " : "FAIL", plots[k], ok ? "" : " missing, unreadable or of another size");
+		fails += !ok;
+		nn_image_destroy(&img);
+	}
 	nn_value_destroy(&coco);
 	nn_value_destroy(&js);
 	snprintf(buf, sizeof(buf), "rm -rf '%s'", dir);

@@ -74,7 +74,7 @@ static int check_coco128_oracle(void)
 	struct nn_metrics_result r = {0};
 	int fail = 1;
 	if (nn_value_from_json(text, len, &exp) || nn_dataset_open(yaml, &ds) ||
-	    nn_dataset_split_load(ds, NN_SPLIT_VAL, &sp) || nn_metrics_score_dir(sp, preds, &r)) {
+	    nn_dataset_split_load(ds, NN_SPLIT_VAL, &sp) || nn_metrics_score_dir(sp, preds, &r, NULL)) {
 		printf("FAIL coco128: could not load or score\n");
 		goto done;
 	}

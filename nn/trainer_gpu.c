@@ -173,6 +173,9 @@ static int record_conv_bwd(struct nn_tg *g, uint32_t i)
 			struct gpu_binding bpt = tg_bind(g->packed, c->bpt, c->bpt_bytes, false);
 			ret = nn_conv2d_record(g->dev, g->bwd, &c->dt, &c->tile_t, true, &dz, &wpt, &bpt, &dx, &dx,
 			                       lbl(g, i, "dgrad"));
+		} else if (c->dgrad_pooled) {
+			struct gpu_binding ps = tg_bind(g->pscratch, 0, 0, true);
+			ret = nn_conv2d_bwd_data_pooled_record(g->dev, g->bwd, &c->d, &dz, &w, &ps, &dx, lbl(g, i, "dgrad"));
 		} else {
 			ret = nn_conv2d_bwd_data_record(g->dev, g->bwd, &c->d, &dz, &w, &dx, lbl(g, i, "dgrad"));
 		}
@@ -222,7 +225,9 @@ static int plan(struct nn_tg *g)
 {
 	const struct nn_model *m = g->m;
 	const struct gpu_device_info *info = gpu_device_info(g->dev);
-	uint64_t act_total = 0, packed = 0, zb = 0, st = 0, dzmax = 4, wscr = 4, bnscr = 4;
+	uint64_t act_total = 0, packed = 0, zb = 0, st = 0, dzmax = 4, wscr = 4, bnscr = 4, pscr = 4;
+	const char *ep = getenv("VKYOLO_DGRAD_POOLED"); // "0": the one-pass kernel (comparisons)
+	bool two_pass = !(ep && !strcmp(ep, "0"));
 	for (uint32_t t = 0; t < m->n_tensors; t++) {
 		const struct nn_shape *s = &g->shapes[t];
 		g->t_bytes[t] = (uint64_t)g->n * s->c * s->h * s->w * 4;
@@ -250,6 +255,9 @@ static int plan(struct nn_tg *g)
 		c->wp = packed, packed = tg_align_up(packed + c->wp_bytes, g->align);
 		c->bp = packed, packed = tg_align_up(packed + c->bp_bytes, g->align);
 		c->dgrad_conv = op->x.tensor != 0 && nn_conv2d_bwd_data_as_conv(info, &c->d, &c->dt);
+		uint64_t ps = nn_conv2d_bwd_data_pooled_scratch_bytes(&c->d);
+		c->dgrad_pooled = two_pass && !c->dgrad_conv && op->x.tensor != 0 && ps > 0;
+		pscr = c->dgrad_pooled && ps > pscr ? ps : pscr;
 		if (c->dgrad_conv) {
 			nn_conv2d_choose_tile(info, &c->dt, &c->tile_t);
 			c->wpt_bytes = nn_conv2d_packed_weight_floats(&c->dt, &c->tile_t) * 4;
@@ -302,6 +310,8 @@ static int plan(struct nn_tg *g)
 	if (!ret)
 		ret = alloc_buf(g, bnscr, &g->bnscratch);
 	if (!ret)
+		ret = alloc_buf(g, pscr, &g->pscratch);
+	if (!ret)
 		ret = alloc_buf(g, nn_sumsq_scratch_bytes(g->n_params), &g->sqscratch);
 	if (!ret)
 		ret = alloc_buf(g, 4, &g->sumsq);
@@ -341,7 +351,7 @@ static void tg_destroy(struct nn_trainer *t)
 	for (uint32_t i = 0; g->conv && i < g->m->n_ops; i++)
 		gpu_buf_destroy(&g->conv[i].zbuf);
 	struct gpu_buf **bufs[] = { &g->state, &g->grads, &g->momentum, &g->ema, &g->packed, &g->stats, &g->dz,
-	                            &g->wscratch, &g->bnscratch, &g->sqscratch, &g->sumsq, &g->input_u8 };
+	                            &g->wscratch, &g->bnscratch, &g->sqscratch, &g->sumsq, &g->input_u8, &g->pscratch };
 	for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
 		gpu_buf_destroy(bufs[i]);
 	gpu_pool_destroy(&g->pool);

@@ -22,6 +22,8 @@ struct nn_tg_conv {
 	struct nn_conv2d_desc dz;  // BN ops: the bare convolution into the dense z buffer
 	struct nn_conv2d_tile tile;
 	uint64_t wp, bp, wp_bytes, bp_bytes; // bytes into packed
+	bool dgrad_pooled;                   // the data gradient runs in two passes through pscratch
+	                                     // (nn_conv2d_bwd_data_pooled_record)
 	bool dgrad_conv;                     // the data gradient runs as the forward conv dt
 	struct nn_conv2d_desc dt;            // (nn_conv2d_bwd_data_as_conv) with tile_t and the
 	struct nn_conv2d_tile tile_t;        // transposed weights packed at wpt / bpt
@@ -47,7 +49,7 @@ struct nn_tg {
 	uint64_t n_params, n_state; // floats: parameter part, whole state
 	struct gpu_pool *pool;
 	struct gpu_buf *state, *grads, *momentum, *ema, *packed, *stats, *dz, *wscratch,
-		*bnscratch, *sqscratch, *sumsq, *input_u8;
+		*bnscratch, *sqscratch, *sumsq, *input_u8, *pscratch;
 	struct gpu_seq *fwd, *bwd, *opt, *emaseq, *zero;
 
 	bool stepped;

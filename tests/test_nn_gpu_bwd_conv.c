@@ -225,6 +225,47 @@ static int data_as_conv(const struct nn_conv2d_desc *d, const float *dz, const f
 	return ret ? -1 : 0;
 }
 
+// The two-pass data gradient of a pooled convolution (nn_conv2d_bwd_data_pooled_record), dx pre-set
+// to init; 1 when d has no pool.
+static int pooled_checked;
+
+static int data_pooled(const struct nn_conv2d_desc *d, const float *dz, const float *w, const float *init,
+                       float *got)
+{
+	size_t scratch = nn_conv2d_bwd_data_pooled_scratch_bytes(d);
+	if (!scratch)
+		return 1;
+	size_t nx = x_floats(d), nz = dz_floats(d), nw = w_floats(d);
+	struct gpu_buf *bz = NULL, *bw = NULL, *bx = NULL, *bs = NULL;
+	struct gpu_seq *seq = NULL;
+	int ret = upload(dz, nz * 4, &bz);
+	if (!ret)
+		ret = upload(w, nw * 4, &bw);
+	if (!ret)
+		ret = upload(init, nx * 4, &bx);
+	if (!ret) // garbage in the scratch: the record must zero it
+		ret = upload(init, scratch < nx * 4 ? scratch : nx * 4, &bs) ? -1 : 0;
+	if (!ret && gpu_buf_size(bs) < scratch) {
+		gpu_buf_destroy(&bs);
+		ret = gpu_buf_create(pool, scratch, &bs);
+	}
+	if (!ret)
+		ret = gpu_seq_create(g.dev, &seq);
+	if (!ret)
+		ret = gpu_seq_begin(seq, false);
+	if (!ret)
+		ret = nn_conv2d_bwd_data_pooled_record(g.dev, seq, d, BP(bz), BP(bw), BP(bs), BP(bx), "dgrad_pooled");
+	if (!ret)
+		ret = gpu_seq_end(seq);
+	if (!ret)
+		ret = gpu_seq_run(seq);
+	if (!ret)
+		ret = gpu_buf_download(bx, 0, got, nx * 4);
+	gpu_seq_destroy(&seq);
+	gpu_buf_destroy(&bz), gpu_buf_destroy(&bw), gpu_buf_destroy(&bx), gpu_buf_destroy(&bs);
+	return ret ? -1 : 0;
+}
+
 static int data_one(const struct nn_conv2d_desc *d, unsigned seed)
 {
 	size_t nx = x_floats(d), nz = dz_floats(d), nw = w_floats(d);
@@ -263,6 +304,13 @@ static int data_one(const struct nn_conv2d_desc *d, unsigned seed)
 			as_conv_checked++;
 		}
 		fail |= as_conv < 0;
+		int pooled = data_pooled(d, dz, w, init, got);
+		if (pooled == 0) {
+			memcpy(s, "2 passes ", 9);
+			fail |= !test_close_f32(s, got, want, nx, BWD_ATOL, BWD_RTOL);
+			pooled_checked++;
+		}
+		fail |= pooled < 0;
 	}
 	gpu_seq_destroy(&seq);
 	gpu_buf_destroy(&bz), gpu_buf_destroy(&bw), gpu_buf_destroy(&bx);
@@ -280,6 +328,10 @@ static int check_data(void)
 	const struct gpu_device_info *info = gpu_device_info(g.dev);
 	if (info->type == GPU_DEVICE_TYPE_CPU && info->subgroup_size == 8 && info->subgroup_shuffle && as_conv_checked < 4) {
 		printf("bwd_data as conv: only %d cases took that path\n", as_conv_checked);
+		fails++;
+	}
+	if (pooled_checked < 6) { // the pooled cases: s2 with a slice, 1x1, groups, wide rows (2), AConv
+		printf("bwd_data in 2 passes: only %d cases\n", pooled_checked);
 		fails++;
 	}
 	return fails;

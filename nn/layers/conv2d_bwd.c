@@ -171,6 +171,47 @@ int nn_conv2d_bwd_data_record(struct gpu_device *dev, struct gpu_seq *seq, const
 	                        .groups = { (p.lanes + wg - 1) / wg, d->groups * cbpg, d->n }, .label = label });
 }
 
+// d's convolution on the pooled plane, reading a dense scratch: pd; the pool's adjoint: pool.
+static void pooled_descs(const struct nn_conv2d_desc *d, struct nn_conv2d_desc *pd, struct nn_pool2d_desc *pool)
+{
+	*pd = *d;
+	pd->avgpool_before = false;
+	pd->h_in = d->h_in - 1, pd->w_in = d->w_in - 1;
+	pd->x_c_total = d->c_in, pd->x_c_off = 0;
+	*pool = (struct nn_pool2d_desc){ .n = d->n, .c = d->c_in, .h_in = d->h_in, .w_in = d->w_in, .k = 2, .stride = 1,
+		                             .pad = 0, .x_c_total = d->x_c_total ? d->x_c_total : d->c_in,
+		                             .x_c_off = d->x_c_off, .y_c_total = d->c_in, .y_c_off = 0 };
+}
+
+size_t nn_conv2d_bwd_data_pooled_scratch_bytes(const struct nn_conv2d_desc *d)
+{
+	if (!d->avgpool_before || d->h_in < 2 || d->w_in < 2)
+		return 0;
+	return (size_t)d->n * d->c_in * (d->h_in - 1) * (d->w_in - 1) * sizeof(float);
+}
+
+int nn_conv2d_bwd_data_pooled_record(struct gpu_device *dev, struct gpu_seq *seq, const struct nn_conv2d_desc *d,
+                                     const struct gpu_binding *dz, const struct gpu_binding *w,
+                                     const struct gpu_binding *scratch, const struct gpu_binding *dx, const char *label)
+{
+	size_t need = nn_conv2d_bwd_data_pooled_scratch_bytes(d);
+	size_t have = scratch->size ? scratch->size : gpu_buf_size(scratch->buf) - scratch->offset;
+	if (!need || have < need) {
+		LOGE("conv2d_bwd_data %s: %s", label ? label : "",
+		     need ? "scratch too small for the pooled plane" : "no average pool before the convolution");
+		return -EINVAL;
+	}
+	struct nn_conv2d_desc pd;
+	struct nn_pool2d_desc pool;
+	pooled_descs(d, &pd, &pool);
+	struct gpu_binding s = { scratch->buf, scratch->offset, need, true };
+	int ret = gpu_seq_fill(seq, &s, 0);
+	if (!ret)
+		ret = nn_conv2d_bwd_data_record(dev, seq, &pd, dz, w, &s, label);
+	s.write = false;
+	return ret ? ret : nn_avgpool2d_bwd_record(dev, seq, &pool, &s, dx, label);
+}
+
 // The split-K plan of the weight gradient: register tile, chunk count, rows per chunk; sg: the
 // subgroup kernel (conv2d_bwd_weight_sg.comp), groups_x its workgroups along x.
 struct wgrad_plan {

@@ -181,7 +181,41 @@ static int check_pack(void)
 
 // ---- data gradient ------------------------------------------------------------------------------
 
-// The data gradient as a forward convolution of dz with the transposed weights
+// One data-gradient run: dz, w and dx (pre-set to init) on the device and a sequence begun; the
+// caller records into r.seq, then data_run_finish ends, runs, downloads dx into got and frees.
+struct data_run {
+	struct gpu_buf *bz, *bw, *bx;
+	struct gpu_seq *seq;
+};
+
+static int data_run_begin(const struct nn_conv2d_desc *d, const float *dz, const float *w, const float *init,
+                          struct data_run *r)
+{
+	*r = (struct data_run){ 0 };
+	int ret = upload(dz, dz_floats(d) * 4, &r->bz);
+	if (!ret)
+		ret = upload(w, w_floats(d) * 4, &r->bw);
+	if (!ret)
+		ret = upload(init, x_floats(d) * 4, &r->bx);
+	if (!ret)
+		ret = gpu_seq_create(g.dev, &r->seq);
+	return ret ? ret : gpu_seq_begin(r->seq, false);
+}
+
+static int data_run_finish(struct data_run *r, int ret, const struct nn_conv2d_desc *d, float *got)
+{
+	if (!ret)
+		ret = gpu_seq_end(r->seq);
+	if (!ret)
+		ret = gpu_seq_run(r->seq);
+	if (!ret)
+		ret = gpu_buf_download(r->bx, 0, got, x_floats(d) * 4);
+	gpu_seq_destroy(&r->seq);
+	gpu_buf_destroy(&r->bz), gpu_buf_destroy(&r->bw), gpu_buf_destroy(&r->bx);
+	return ret;
+}
+
+// The data gradient through the forward convolution of the transposed, rotated weights
 // (nn_conv2d_bwd_data_as_conv), dx pre-set to init; 1 when the device does not take that path.
 static int as_conv_checked; // data-gradient cases checked through the forward convolution
 
@@ -193,40 +227,26 @@ static int data_as_conv(const struct nn_conv2d_desc *d, const float *dz, const f
 	if (!nn_conv2d_bwd_data_as_conv(gpu_device_info(g.dev), d, &t))
 		return 1;
 	nn_conv2d_choose_tile(gpu_device_info(g.dev), &t, &tile);
-	size_t nx = x_floats(d), nz = dz_floats(d), nw = w_floats(d);
 	size_t wp_bytes = nn_conv2d_packed_weight_floats(&t, &tile) * 4, bp_bytes = nn_conv2d_packed_bias_floats(&t, &tile) * 4;
-	struct gpu_buf *bz = NULL, *bw = NULL, *bx = NULL, *bwp = NULL, *bbp = NULL;
-	struct gpu_seq *seq = NULL;
-	int ret = upload(dz, nz * 4, &bz);
-	if (!ret)
-		ret = upload(w, nw * 4, &bw);
-	if (!ret)
-		ret = upload(init, nx * 4, &bx);
+	struct gpu_buf *bwp = NULL, *bbp = NULL;
+	struct data_run r;
+	int ret = data_run_begin(d, dz, w, init, &r);
 	if (!ret)
 		ret = gpu_buf_create(pool, wp_bytes, &bwp);
 	if (!ret)
 		ret = gpu_buf_create(pool, bp_bytes, &bbp);
 	if (!ret)
-		ret = gpu_seq_create(g.dev, &seq);
+		ret = nn_conv2d_pack_transposed_record(g.dev, r.seq, &t, &tile, BP(r.bw), BP(bwp), BP(bbp), "pack_t");
 	if (!ret)
-		ret = gpu_seq_begin(seq, false);
-	if (!ret)
-		ret = nn_conv2d_pack_transposed_record(g.dev, seq, &t, &tile, BP(bw), BP(bwp), BP(bbp), "pack_t");
-	if (!ret)
-		ret = nn_conv2d_record(g.dev, seq, &t, &tile, true, BP(bz), BP(bwp), BP(bbp), BP(bx), BP(bx), "dgrad_conv");
-	if (!ret)
-		ret = gpu_seq_end(seq);
-	if (!ret)
-		ret = gpu_seq_run(seq);
-	if (!ret)
-		ret = gpu_buf_download(bx, 0, got, nx * 4);
-	gpu_seq_destroy(&seq);
-	gpu_buf_destroy(&bz), gpu_buf_destroy(&bw), gpu_buf_destroy(&bx), gpu_buf_destroy(&bwp), gpu_buf_destroy(&bbp);
+		ret = nn_conv2d_record(g.dev, r.seq, &t, &tile, true, BP(r.bz), BP(bwp), BP(bbp), BP(r.bx), BP(r.bx),
+		                       "dgrad_conv");
+	ret = data_run_finish(&r, ret, d, got);
+	gpu_buf_destroy(&bwp), gpu_buf_destroy(&bbp);
 	return ret ? -1 : 0;
 }
 
 // The two-pass data gradient of a pooled convolution (nn_conv2d_bwd_data_pooled_record), dx pre-set
-// to init; 1 when d has no pool.
+// to init, the scratch holding garbage; 1 when d has no pool.
 static int pooled_checked;
 
 static int data_pooled(const struct nn_conv2d_desc *d, const float *dz, const float *w, const float *init,
@@ -235,34 +255,17 @@ static int data_pooled(const struct nn_conv2d_desc *d, const float *dz, const fl
 	size_t scratch = nn_conv2d_bwd_data_pooled_scratch_bytes(d);
 	if (!scratch)
 		return 1;
-	size_t nx = x_floats(d), nz = dz_floats(d), nw = w_floats(d);
-	struct gpu_buf *bz = NULL, *bw = NULL, *bx = NULL, *bs = NULL;
-	struct gpu_seq *seq = NULL;
-	int ret = upload(dz, nz * 4, &bz);
+	float *junk = rnd(scratch / 4, 99, 1);
+	struct gpu_buf *bs = NULL;
+	struct data_run r;
+	int ret = junk ? data_run_begin(d, dz, w, init, &r) : -1;
 	if (!ret)
-		ret = upload(w, nw * 4, &bw);
+		ret = upload(junk, scratch, &bs);
 	if (!ret)
-		ret = upload(init, nx * 4, &bx);
-	if (!ret) // garbage in the scratch: the record must zero it
-		ret = upload(init, scratch < nx * 4 ? scratch : nx * 4, &bs) ? -1 : 0;
-	if (!ret && gpu_buf_size(bs) < scratch) {
-		gpu_buf_destroy(&bs);
-		ret = gpu_buf_create(pool, scratch, &bs);
-	}
-	if (!ret)
-		ret = gpu_seq_create(g.dev, &seq);
-	if (!ret)
-		ret = gpu_seq_begin(seq, false);
-	if (!ret)
-		ret = nn_conv2d_bwd_data_pooled_record(g.dev, seq, d, BP(bz), BP(bw), BP(bs), BP(bx), "dgrad_pooled");
-	if (!ret)
-		ret = gpu_seq_end(seq);
-	if (!ret)
-		ret = gpu_seq_run(seq);
-	if (!ret)
-		ret = gpu_buf_download(bx, 0, got, nx * 4);
-	gpu_seq_destroy(&seq);
-	gpu_buf_destroy(&bz), gpu_buf_destroy(&bw), gpu_buf_destroy(&bx), gpu_buf_destroy(&bs);
+		ret = nn_conv2d_bwd_data_pooled_record(g.dev, r.seq, d, BP(r.bz), BP(r.bw), BP(bs), BP(r.bx), "dgrad_pooled");
+	ret = data_run_finish(&r, ret, d, got);
+	gpu_buf_destroy(&bs);
+	free(junk);
 	return ret ? -1 : 0;
 }
 
@@ -272,25 +275,11 @@ static int data_one(const struct nn_conv2d_desc *d, unsigned seed)
 	float *dz = rnd(nz, seed, 1), *w = rnd(nw, seed + 1, 1.0f / sqrtf((float)(nw / d->c_out)));
 	float *want = rnd(nx, seed + 2, 1), *got = malloc(nx * 4); // dx pre-filled with noise: += is checked
 	float *init = rnd(nx, seed + 2, 1);
-	struct gpu_buf *bz = NULL, *bw = NULL, *bx = NULL;
-	struct gpu_seq *seq = NULL;
-	int ret = upload(dz, nz * 4, &bz);
+	struct data_run r;
+	int ret = data_run_begin(d, dz, w, init, &r);
 	if (!ret)
-		ret = upload(w, nw * 4, &bw);
-	if (!ret)
-		ret = upload(want, nx * 4, &bx);
-	if (!ret)
-		ret = gpu_seq_create(g.dev, &seq);
-	if (!ret)
-		ret = gpu_seq_begin(seq, false);
-	if (!ret)
-		ret = nn_conv2d_bwd_data_record(g.dev, seq, d, BP(bz), BP(bw), BP(bx), "bwd_data");
-	if (!ret)
-		ret = gpu_seq_end(seq);
-	if (!ret)
-		ret = gpu_seq_run(seq);
-	if (!ret)
-		ret = gpu_buf_download(bx, 0, got, nx * 4);
+		ret = nn_conv2d_bwd_data_record(g.dev, r.seq, d, BP(r.bz), BP(r.bw), BP(r.bx), "bwd_data");
+	ret = data_run_finish(&r, ret, d, got);
 	int fail = ret != 0;
 	if (!ret) {
 		nn_conv2d_backward_data_ref(d, dz, w, want);
@@ -312,8 +301,6 @@ static int data_one(const struct nn_conv2d_desc *d, unsigned seed)
 		}
 		fail |= pooled < 0;
 	}
-	gpu_seq_destroy(&seq);
-	gpu_buf_destroy(&bz), gpu_buf_destroy(&bw), gpu_buf_destroy(&bx);
 	free(dz), free(w), free(want), free(got), free(init);
 	return fail;
 }

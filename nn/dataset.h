@@ -4,6 +4,7 @@
 #pragma once
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 enum nn_split {
 	NN_SPLIT_TRAIN,
@@ -81,9 +82,31 @@ struct nn_dataset_split {
 	size_t count;
 	size_t found, missing, empty, corrupt, duplicates; // label files found/missing/empty, skipped
 	size_t nboxes;				    // labels over all kept images
+	bool from_cache;			    // read from the scan cache (no file opened)
 };
 
+// The scan is cached as the official labels.cache (our own format, nn/scan_cache.c): the file
+// "<label folder of the first image>.vkyolo.cache" keeps every listed image's size and labels (or
+// that it was corrupt), keyed by the paths, sizes and modification times of the image and label
+// files and the class count, so an unchanged split loads without opening any of them. A cache that
+// does not match or cannot be read is ignored and rewritten (atomically); one that cannot be written
+// is a warning. VKYOLO_SCAN_CACHE=0 turns it off.
 // -ENOENT / -EINVAL / -ENOMEM as nn_dataset_images; corrupt entries are not errors.
 int nn_dataset_split_load(const struct nn_dataset *d, enum nn_split split,
 			  struct nn_dataset_split **out);
 void nn_dataset_split_destroy(struct nn_dataset_split **s);
+
+// ---- the scan cache (nn/scan_cache.c), used by nn_dataset_split_load ----
+bool nn_scan_cache_enabled(void);
+// "<label folder of first_image>.vkyolo.cache". -ENOMEM.
+int nn_scan_cache_path(const char *first_image, char **out);
+// Hash of the listing (paths, sizes and mtimes of images and label files) and nc; *key = 0 when an
+// image cannot be stat'ed (no caching). -ENOMEM.
+int nn_scan_cache_key(char *const *paths, size_t n, int nc, uint64_t *key);
+// Fills s (images allocated for n, count 0) from the cache when it matches key and the n listed
+// paths; the kept images take their paths out of paths[] (set to NULL). -ENOENT / -EINVAL (no usable
+// cache: s is left empty), -ENOMEM.
+int nn_scan_cache_read(const char *path, uint64_t key, char **paths, size_t n, struct nn_dataset_split *s);
+// Writes the scan of n listed images (kept[i]: listed image i is in s, in order), atomically. -EIO
+// (logged as a warning), -ENOMEM.
+int nn_scan_cache_write(const char *path, uint64_t key, size_t n, const bool *kept, const struct nn_dataset_split *s);

@@ -290,10 +290,23 @@ int nn_dataset_split_load(const struct nn_dataset *d, enum nn_split split,
 	if (rc)
 		return rc;
 	rc = -ENOMEM;
+	char *cache = NULL;
+	uint64_t key = 0;
+	bool *kept = NULL;
 	s = calloc(1, sizeof(*s));
-	if (!s || !(s->images = calloc(n, sizeof(*s->images)))) {
+	if (!s || !(s->images = calloc(n ? n : 1, sizeof(*s->images))) || !(kept = calloc(n ? n : 1, sizeof(bool)))) {
 		LOGE("dataset %s: %zu images: out of memory", d->yaml_path, n);
 		goto fail;
+	}
+	if (n && nn_scan_cache_enabled() && ((rc = nn_scan_cache_path(paths[0], &cache)) ||
+	                                     (rc = nn_scan_cache_key(paths, n, d->nc, &key))))
+		goto fail;
+	if (key && (rc = nn_scan_cache_read(cache, key, paths, n, s)) != -ENOENT && rc != -EINVAL) {
+		if (rc)
+			goto fail;
+		LOGI("dataset %s %s: %zu images from the scan cache %s", d->yaml_path, nn_split_name(split), n, cache);
+		s->from_cache = true;
+		goto done;
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct nn_dataset_image *im = &s->images[s->count];
@@ -312,14 +325,22 @@ int nn_dataset_split_load(const struct nn_dataset *d, enum nn_split split,
 			im->path = paths[i];
 			s->nboxes += im->count;
 			s->count++;
+			kept[i] = true;
 		}
 		paths[i] = NULL;
 	}
-	free(paths);
+	if (key)
+		nn_scan_cache_write(cache, key, n, kept, s); // a failure is only a warning
+done:
+	nn_strv_free(paths, n);
+	free(cache);
+	free(kept);
 	*out = s;
 	return 0;
 fail:
 	nn_strv_free(paths, n);
+	free(cache);
+	free(kept);
 	nn_dataset_split_destroy(&s);
 	return rc;
 }

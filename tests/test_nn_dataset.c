@@ -208,9 +208,107 @@ static int check_synthetic(void)
 	return 0;
 }
 
+// Loads split 'train' of yaml into a fresh split and compares it with ref (when given).
+static int load_cmp(const char *yaml, const struct nn_dataset_split *ref, struct nn_dataset_split **out)
+{
+	struct nn_dataset *d = NULL;
+	CHECK(nn_dataset_open(yaml, &d) == 0, "open %s", yaml);
+	int rc = nn_dataset_split_load(d, NN_SPLIT_TRAIN, out);
+	nn_dataset_destroy(&d);
+	CHECK(rc == 0, "load %s: %d", yaml, rc);
+	const struct nn_dataset_split *s = *out;
+	if (!ref)
+		return 0;
+	CHECK(s->count == ref->count && s->found == ref->found && s->missing == ref->missing && s->empty == ref->empty &&
+	          s->corrupt == ref->corrupt && s->duplicates == ref->duplicates && s->nboxes == ref->nboxes,
+	      "counts differ from the scan's");
+	for (size_t i = 0; i < s->count; i++) {
+		const struct nn_dataset_image *a = &s->images[i], *b = &ref->images[i];
+		CHECK(!strcmp(a->path, b->path) && a->width == b->width && a->height == b->height && a->count == b->count &&
+		          (!a->count || !memcmp(a->labels, b->labels, a->count * sizeof(*a->labels))),
+		      "image %zu differs from the scan's", i);
+	}
+	return 0;
+}
+
+// The scan cache: written by the first load, used by the second (same result, nothing opened),
+// invalidated by a changed label file, a damaged cache is rescanned and rewritten, and
+// VKYOLO_SCAN_CACHE=0 turns it off.
+static int check_scan_cache(void)
+{
+	char dir[] = "/tmp/vkyolo_test_scancache_XXXXXX", p[512], yaml[512], cache[512];
+	CHECK(mkdtemp(dir), "mkdtemp");
+	const char *sub[] = { "ds", "ds/images", "ds/labels" };
+	for (int i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s/%s", dir, sub[i]);
+		mkdir(p, 0755);
+	}
+	const char *img[] = { "a", "b", "c" }; // a: two boxes, b: no label file, c: class 5 >= nc (corrupt)
+	for (int i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s/ds/images/%s.jpg", dir, img[i]);
+		CHECK(write_jpeg(p, i == 0 ? 6 : 1) == 0, "write %s", p);
+	}
+	snprintf(p, sizeof(p), "%s/ds/labels/a.txt", dir);
+	CHECK(write_text(p, "1 0.5 0.5 0.2 0.2\n0 0.1 0.1 0.1 0.1\n") == 0, "a.txt");
+	snprintf(p, sizeof(p), "%s/ds/labels/c.txt", dir);
+	CHECK(write_text(p, "5 0.5 0.5 0.2 0.2\n") == 0, "c.txt");
+	snprintf(yaml, sizeof(yaml), "%s/data.yaml", dir);
+	CHECK(write_text(yaml, "path: ds\ntrain: images\nval: images\nnames: [cat, dog]\n") == 0, "yaml");
+	snprintf(cache, sizeof(cache), "%s/ds/labels.vkyolo.cache", dir);
+	setenv("VKYOLO_SCAN_CACHE", "1", 1);
+	struct nn_dataset_split *scan = NULL, *s = NULL;
+	struct stat st;
+	int fail = load_cmp(yaml, NULL, &scan);
+	if (!fail)
+		CHECK(!scan->from_cache && scan->count == 2 && scan->corrupt == 1 && scan->missing == 1 &&
+		          scan->nboxes == 2 && stat(cache, &st) == 0,
+		      "first load: from cache %d, %zu images, %zu corrupt, cache written %d", scan->from_cache, scan->count,
+		      scan->corrupt, stat(cache, &st) == 0);
+	fail = fail || load_cmp(yaml, scan, &s);
+	if (!fail)
+		CHECK(s->from_cache, "second load did not use the cache");
+	nn_dataset_split_destroy(&s);
+	// a changed label file: rescanned, one more box; then cached again
+	snprintf(p, sizeof(p), "%s/ds/labels/a.txt", dir);
+	CHECK(write_text(p, "1 0.5 0.5 0.2 0.2\n0 0.1 0.1 0.1 0.1\n0 0.7 0.7 0.1 0.1\n") == 0, "a.txt");
+	fail = fail || load_cmp(yaml, NULL, &s);
+	if (!fail)
+		CHECK(!s->from_cache && s->nboxes == 3, "after a label change: from cache %d, %zu boxes", s->from_cache,
+		      s->nboxes);
+	nn_dataset_split_destroy(&s);
+	nn_dataset_split_destroy(&scan);
+	fail = fail || load_cmp(yaml, NULL, &scan) || load_cmp(yaml, scan, &s);
+	if (!fail)
+		CHECK(s->from_cache && s->nboxes == 3, "cache not used after the rescan");
+	nn_dataset_split_destroy(&s);
+	// a damaged cache: ignored, rescanned, rewritten
+	CHECK(truncate(cache, 40) == 0, "truncate");
+	fail = fail || load_cmp(yaml, scan, &s);
+	if (!fail)
+		CHECK(!s->from_cache, "a truncated cache was used");
+	nn_dataset_split_destroy(&s);
+	fail = fail || load_cmp(yaml, scan, &s);
+	if (!fail)
+		CHECK(s->from_cache, "the cache was not rewritten after a damaged one");
+	nn_dataset_split_destroy(&s);
+	setenv("VKYOLO_SCAN_CACHE", "0", 1);
+	fail = fail || load_cmp(yaml, scan, &s);
+	if (!fail)
+		CHECK(!s->from_cache, "VKYOLO_SCAN_CACHE=0 still used the cache");
+	nn_dataset_split_destroy(&s);
+	nn_dataset_split_destroy(&scan);
+	snprintf(p, sizeof(p), "rm -rf '%s'", dir);
+	if (!fail && system(p) != 0)
+		printf("could not remove %s\n", dir);
+	if (!fail)
+		printf("ok scan cache: written, reused with the same result, invalidated by a label change, damaged one "
+		       "rescanned, off with VKYOLO_SCAN_CACHE=0\n");
+	return fail;
+}
+
 int main(void)
 {
-	int fail = check_synthetic();
+	int fail = check_synthetic() | check_scan_cache();
 	int r = check_coco128();
 	if (r == 77)
 		return fail ? 1 : 77;

@@ -36,8 +36,19 @@ void nn_conv2d_choose_tile(const struct gpu_device_info *info, const struct nn_c
 		// cap/budget 32/320 825 ms, 32/192 667, 32/128 713, 16/160 688, 48/240 652, 40/200 627.
 		// px depends on the block size only, never on the input size, so every input size shares
 		// the same pipelines.
-		const char *ec = getenv("VKYOLO_SG_CAP"), *ea = getenv("VKYOLO_SG_MAXACC");
-		uint32_t cap = ec ? (uint32_t)atoi(ec) : 40, maxacc = ea ? (uint32_t)atoi(ea) : 200;
+		// 1x1 convolutions do KW = 1 times fewer FMAs per weight shuffle and per x load, so they
+		// want bigger tiles: channel blocks of up to 64 and 320 accumulators (64 x 5, 32 x 10).
+		// Blocks of 80 or more channels gave wrong outputs for a few pixels of a 13>127 1x1 case
+		// on lavapipe (LLVM 15) whatever the pixels per lane (2 to 5) or channels per trip; 76 and
+		// 64 (also with 10 pixels) are right, so 1x1 blocks stay at 64 or fewer.
+		// Measured on lavapipe, batch 8, forward ms (min / median of 4-6 interleaved runs) against
+		// the 40 / 200 rule: 64>64 at 80x80 22.8 / 36.4 (64 x 10) and 26.7 / 40.2 (64 x 5) vs
+		// 34.3 / 48.0 (32 x 5); 128>128 at 40x40 22.7 / 26.7 vs 24.2 / 36.6; 32>32 at 160x160
+		// 38.2 / 54.1 (32 x 10) vs 48.5 / 63.8.
+		bool one = d->k_h == 1 && d->k_w == 1;
+		const char *ec = getenv(one ? "VKYOLO_SG_CAP_1X1" : "VKYOLO_SG_CAP");
+		const char *ea = getenv(one ? "VKYOLO_SG_MAXACC_1X1" : "VKYOLO_SG_MAXACC");
+		uint32_t cap = ec ? (uint32_t)atoi(ec) : one ? 64 : 40, maxacc = ea ? (uint32_t)atoi(ea) : one ? 320 : 200;
 		cap = cap ? cap : 64;
 		uint32_t blocks = (cog + cap - 1) / cap;
 		t->variant = NN_CONV2D_SG;

@@ -58,7 +58,8 @@ static void usage(FILE *f)
 	      "      --hyp FILE         hyper-parameters (default " HYP_DEFAULT ")\n"
 	      "      --seed N           data order and augmentation seed (default 0)\n"
 	      "      --resume [FILE]    continue a run from its weights/last.safetensors (default:\n"
-	      "                         the newest under --project); options come from the file\n"
+	      "                         the newest under --project); options come from the file,\n"
+	      "                         except --data (the dataset moved), --device, --workers\n"
 	      "      --project DIR      runs folder (default runs/train)\n"
 	      "      --name NAME        run name (default exp; exp2, exp3, ... when taken)\n"
 	      "      --patience N       stop after N epochs without improvement (default 100; 0 off)\n"
@@ -212,7 +213,8 @@ static int args_restore(struct train_run *r, const struct train_opts *cli)
 {
 	const struct nn_value *a = r->res.args;
 	struct train_opts *o = &r->o;
-	o->model = get_str(a, "model"), o->data = get_str(a, "data"), o->hyp = get_str(a, "hyp");
+	o->model = get_str(a, "model"), o->hyp = get_str(a, "hyp");
+	o->data = cli->data ? cli->data : get_str(a, "data"); // the same dataset, moved
 	o->hyp = o->hyp ? o->hyp : HYP_DEFAULT;
 	o->epochs = get_u32(a, "epochs", 0), o->batch = get_u32(a, "batch", 0), o->imgsz = get_u32(a, "imgsz", 0);
 	o->seed = get_u32(a, "seed", 0), o->patience = get_u32(a, "patience", 100);

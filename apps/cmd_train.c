@@ -295,6 +295,8 @@ static int setup(struct train_run *r)
 		LOGE("train: %s: no training images", r->o.data);
 		return -EINVAL;
 	}
+	LOGI("train: data %s: %zu training images (%zu boxes), %zu validation images", r->o.data, r->tr->count,
+	     r->tr->nboxes, r->va->count);
 	nn_hyp_defaults(&r->hyp);
 	if ((rc = nn_hyp_load(r->o.hyp, &r->hyp)))
 		return rc;

@@ -6,7 +6,8 @@
 //      this run does not reach), weights/last.safetensors and best.safetensors (stripped to the EMA weights);
 //      the epoch-1 loss (box + cls + dfl, the same batch) is lower than the epoch-0 loss;
 //   2. the same run stopped after epoch 1 (hidden --stop-after-epoch 1: exit 1, last saved) and
-//      continued with --resume ends with a last.safetensors equal to the uninterrupted run's: every
+//      continued with --resume (and --data naming the same dataset through another YAML, as after
+//      a move) ends with a last.safetensors equal to the uninterrupted run's: every
 //      tensor (EMA weights, training weights, momentum) bit-equal (the same fp32 operations in the
 //      same order; seed + epoch fix the data).
 // argv[1]: the vkyolo executable; argv[2] "gpu": the same on the GPU trainer (skips while the GPU
@@ -152,9 +153,21 @@ static int check_resume(void)
 	CHECKF(st == 1, "the stopped run exited %d, want 1", st);
 	double rows[8][14];
 	CHECKF(csv_rows("cut", rows) == 1, "stopped run: results.csv should have 1 row");
-	snprintf(args, sizeof(args), "train --resume '%s/runs/cut/weights/last.safetensors'", tmp);
+	// resumed with --data naming the same dataset through another YAML (a moved dataset): the
+	// stored options are kept, the data path replaced
+	char moved[1200];
+	snprintf(moved, sizeof(moved), "%s/moved.yaml", tmp);
+	FILE *f = fopen(moved, "w");
+	CHECKF(f, "cannot write %s", moved);
+	fprintf(f, "path: %s/data/coco8\ntrain: images/train\nval: images/val\nnc: 80\nnames: [", test_shared_dir());
+	for (int c = 0; c < 80; c++)
+		fprintf(f, "%sc%d", c ? ", " : "", c);
+	fprintf(f, "]\n");
+	CHECKF(fclose(f) == 0, "cannot write %s", moved);
+	snprintf(args, sizeof(args), "train --resume '%s/runs/cut/weights/last.safetensors' --data '%s'", tmp, moved);
 	st = run(args, "resume.txt", 0);
 	CHECKF(st == 0, "resume exited %d", st);
+	CHECKF(strstr(read_log("resume.txt"), "moved.yaml"), "the resumed run did not read --data %s", moved);
 	CHECKF(csv_rows("cut", rows) == 2, "resumed run: results.csv should have 2 rows");
 	char pa[1200], pb[1200];
 	snprintf(pa, sizeof(pa), "%s/runs/full/weights/last.safetensors", tmp);

@@ -201,7 +201,8 @@ static int record_bwd_op(struct nn_tg *g, uint32_t i)
 	if (op->kind == NN_OP_AVGPOOL)
 		return nn_avgpool2d_bwd_record(g->dev, g->bwd, &d, &dy, &dx, lbl(g, i, "avgpool_bwd"));
 	struct gpu_binding x = tensor_b(g, g->acts, op->x.tensor, false);
-	return nn_maxpool2d_bwd_record(g->dev, g->bwd, &d, &x, &dy, &dx, lbl(g, i, "maxpool_bwd"));
+	struct gpu_binding ps = tg_bind(g->pscratch, 0, 0, true);
+	return nn_maxpool2d_bwd_record(g->dev, g->bwd, &d, &x, &dy, &ps, &dx, lbl(g, i, "maxpool_bwd"));
 }
 
 static int record_backward(struct nn_tg *g, bool timestamps)
@@ -236,6 +237,12 @@ static int plan(struct nn_tg *g)
 	for (uint32_t i = 0; i < m->n_ops; i++) {
 		const struct nn_op *op = &m->ops[i];
 		struct nn_tg_conv *c = &g->conv[i];
+		if (op->kind == NN_OP_MAXPOOL) { // the backward's window maxima share the pooled-plane scratch
+			struct nn_pool2d_desc pd;
+			nn_op_pool_desc(op, g->shapes, g->n, &pd);
+			uint64_t ms = nn_maxpool2d_bwd_scratch_bytes(&pd);
+			pscr = ms > pscr ? ms : pscr;
+		}
 		if (op->kind != NN_OP_CONV)
 			continue;
 		if (!op->bn.gamma && (op->act != NN_ACT_NONE || op->r.tensor != NN_NO_TENSOR)) {

@@ -49,7 +49,8 @@ struct nn_tg {
 	uint64_t n_params, n_state; // floats: parameter part, whole state
 	struct gpu_pool *pool;
 	struct gpu_buf *state, *grads, *momentum, *ema, *packed, *stats, *dz, *wscratch,
-		*bnscratch, *sqscratch, *sumsq, *input_u8, *pscratch;
+		*bnscratch, *sqscratch, *sumsq, *input_u8,
+		*pscratch; // pooled-plane data gradients of AConv/ADown, window maxima of the max-pool backward
 	struct gpu_seq *fwd, *bwd, *opt, *emaseq, *zero;
 
 	bool stepped;

@@ -371,10 +371,14 @@ static int pool_one(const struct nn_pool2d_desc *d, bool is_max, int x_kind, uns
 	float *want = dup(got, nx);
 	int ret = 0;
 	struct gpu_buf *bx = up(x, nx, &ret), *bdy = up(dy, ny, &ret), *bdx = up(got, nx, &ret);
+	// the window-maxima scratch starts as garbage: the first pass must fill all of it
+	size_t ns = nn_maxpool2d_bwd_scratch_bytes(d) / 4;
+	float *junk = rnd(ns, seed + 3, 100, 0);
+	struct gpu_buf *bs = up(junk, ns, &ret);
 	struct gpu_seq *seq = NULL;
 	ret = seq_new(&seq, ret);
 	if (!ret)
-		ret = is_max ? nn_maxpool2d_bwd_record(g.dev, seq, d, BIND(bx), BIND(bdy), BIND(bdx), "maxpool_bwd")
+		ret = is_max ? nn_maxpool2d_bwd_record(g.dev, seq, d, BIND(bx), BIND(bdy), BIND(bs), BIND(bdx), "maxpool_bwd")
 		             : nn_avgpool2d_bwd_record(g.dev, seq, d, BIND(bdy), BIND(bdx), "avgpool_bwd");
 	ret = seq_run(seq, ret);
 	down(bdx, got, nx, &ret);
@@ -387,8 +391,8 @@ static int pool_one(const struct nn_pool2d_desc *d, bool is_max, int x_kind, uns
 	         d->h_in, d->w_in, d->k, d->stride, d->pad, x_kind);
 	int fail = ret || !close_f32(what, got, want, nx, TOL_ATOL, TOL_RTOL);
 	gpu_seq_destroy(&seq);
-	gpu_buf_destroy(&bx), gpu_buf_destroy(&bdy), gpu_buf_destroy(&bdx);
-	free(x), free(dy), free(got), free(want);
+	gpu_buf_destroy(&bx), gpu_buf_destroy(&bdy), gpu_buf_destroy(&bdx), gpu_buf_destroy(&bs);
+	free(x), free(dy), free(got), free(want), free(junk);
 	return fail;
 }
 
@@ -464,7 +468,7 @@ static int check_errors(void)
 	struct gpu_binding *x = BIND(b);
 	// scratch of 4 floats is too small for n3 c7 5x11; the residual needed to recompute u is missing
 	struct gpu_binding *small = &(struct gpu_binding){ .buf = b, .size = 16 };
-	int r[6];
+	int r[7];
 	r[0] = nn_bn_act_bwd_record(g.dev, seq, &d, bn_eps, x, x, x, x, x, x, x, small, x, x, x, x, false, "e0");
 	r[1] = nn_bn_act_bwd_record(g.dev, seq, &(struct nn_conv2d_desc){ .n = 1, .c_in = 2, .h_in = 1, .w_in = 1,
 	                            .c_out = 2, .k_h = 1, .k_w = 1, .stride = 1, .groups = 1, .act = NN_ACT_SILU,
@@ -473,11 +477,13 @@ static int check_errors(void)
 	                        .c_out = 4, .k_h = 1, .k_w = 1, .stride = 1, .groups = 1, .y_c_total = 5, .y_c_off = 2 },
 	                        bn_eps, x, x, x, x, x, NULL, x, "e2"); // y slice past the tensor
 	r[3] = nn_maxpool2d_bwd_record(g.dev, seq, &(struct nn_pool2d_desc){ .n = 1, .c = 1, .h_in = 4, .w_in = 4,
-	                               .k = 3, .stride = 1, .pad = 2 }, x, x, x, "e3"); // pad > k/2
+	                               .k = 3, .stride = 1, .pad = 2 }, x, x, x, x, "e3"); // pad > k/2
+	r[6] = nn_maxpool2d_bwd_record(g.dev, seq, &(struct nn_pool2d_desc){ .n = 3, .c = 7, .h_in = 5, .w_in = 11,
+	                               .k = 3, .stride = 1, .pad = 1 }, x, x, small, x, "e6"); // window scratch too small
 	r[4] = nn_resize_nearest_bwd_record(g.dev, seq, &(struct nn_resize_desc){ .n = 1, .c = 2, .h_in = 2,
 	                                    .w_in = 2, .h_out = 0, .w_out = 4 }, x, x, "e4");
 	r[5] = nn_bn_stats_record(g.dev, seq, &(struct nn_bn_desc){ .n = 1, .c = 0, .h = 2, .w = 2 }, x, x, x, x, "e5");
-	for (int i = 0; i < 6; i++)
+	for (int i = 0; i < 7; i++)
 		if (r[i] != -EINVAL)
 			printf("  bad call e%d returned %d, not -EINVAL\n", i, r[i]), fails++;
 	fails += gpu_seq_dispatch_count(seq) != 0;

@@ -9,9 +9,20 @@ struct pool_bwd_push {
 	uint32_t count, c, h_in, w_in, h_out, w_out, k, s, p, x_c_total, x_c_off, y_c_total, y_c_off;
 };
 
+struct argmax_push {
+	uint32_t count, c, h_in, w_in, h_out, w_out, k, s, p, x_c_total, x_c_off;
+};
+
+size_t nn_maxpool2d_bwd_scratch_bytes(const struct nn_pool2d_desc *d)
+{
+	uint32_t h_out = nn_pool_out_size(d->h_in, d->k, d->stride, d->pad);
+	uint32_t w_out = nn_pool_out_size(d->w_in, d->k, d->stride, d->pad);
+	return (size_t)d->n * d->c * h_out * w_out * sizeof(float);
+}
+
 static int pool_bwd(struct gpu_device *dev, struct gpu_seq *seq, const struct nn_pool2d_desc *d, bool is_max,
-                    const struct gpu_binding *x, const struct gpu_binding *dy, const struct gpu_binding *dx,
-                    const char *label)
+                    const struct gpu_binding *x, const struct gpu_binding *dy, const struct gpu_binding *scratch,
+                    const struct gpu_binding *dx, const char *label)
 {
 	uint32_t h_out = nn_pool_out_size(d->h_in, d->k, d->stride, d->pad);
 	uint32_t w_out = nn_pool_out_size(d->w_in, d->k, d->stride, d->pad);
@@ -24,12 +35,36 @@ static int pool_bwd(struct gpu_device *dev, struct gpu_seq *seq, const struct nn
 		     d->x_c_off, xct, d->y_c_off, yct);
 		return -EINVAL;
 	}
+	bool tex = nn_texel_reads(dev);
+	struct gpu_binding idx = { 0 };
+	if (is_max) { // pass 1: every window's maximum position
+		size_t need = nn_maxpool2d_bwd_scratch_bytes(d);
+		size_t have = scratch->size ? scratch->size : gpu_buf_size(scratch->buf) - scratch->offset;
+		if (have < need || (uint64_t)d->h_in * d->w_in >= (1u << 24)) {
+			LOGE("max pool bwd %s: %s", label ? label : "",
+			     have < need ? "scratch too small for the window indices" : "planes of 2^24 elements or more");
+			return -EINVAL;
+		}
+		idx = (struct gpu_binding){ scratch->buf, scratch->offset, need, true };
+		struct argmax_push ap = { (uint32_t)(need / 4), d->c, d->h_in, d->w_in, h_out, w_out, d->k, d->stride, d->pad,
+		                          xct, d->x_c_off };
+		struct gpu_binding ab[2] = { *x, idx };
+		ab[0].write = false;
+		struct gpu_kernel_params akp = { .id = tex ? GPU_KERNEL_MAXPOOL2D_ARGMAX : GPU_KERNEL_MAXPOOL2D_ARGMAX_SSBO,
+		                                 .binding_count = 2, .texel_bindings = tex ? 1 : 0, .push_size = sizeof(ap),
+		                                 .spec_count = 1, .spec = { PB_WG } };
+		uint32_t ag[3];
+		nn_grid_1d(dev, ap.count, PB_WG, ag);
+		int ret = nn_dispatch(dev, seq, &akp, ab, &ap, ag, label);
+		if (ret)
+			return ret;
+		idx.write = false;
+	}
 	struct pool_bwd_push p = { (uint32_t)count, d->c, d->h_in, d->w_in, h_out, w_out, d->k, d->stride, d->pad,
 	                           xct, d->x_c_off, yct, d->y_c_off };
-	struct gpu_binding b[3] = { *(is_max ? x : dy), *dy, *dx };
+	struct gpu_binding b[3] = { is_max ? idx : *dy, *dy, *dx };
 	b[0].write = b[1].write = false;
 	b[2].write = true;
-	bool tex = nn_texel_reads(dev);
 	struct gpu_kernel_params kp = { .id = tex ? GPU_KERNEL_POOL2D_BWD : GPU_KERNEL_POOL2D_BWD_SSBO, .binding_count = 3,
 	                                .texel_bindings = tex ? 3 : 0, .push_size = sizeof(p),
 	                                .spec_count = 2, .spec = { PB_WG, is_max } };
@@ -39,16 +74,16 @@ static int pool_bwd(struct gpu_device *dev, struct gpu_seq *seq, const struct nn
 }
 
 int nn_maxpool2d_bwd_record(struct gpu_device *dev, struct gpu_seq *seq, const struct nn_pool2d_desc *d,
-                            const struct gpu_binding *x, const struct gpu_binding *dy, const struct gpu_binding *dx,
-                            const char *label)
+                            const struct gpu_binding *x, const struct gpu_binding *dy, const struct gpu_binding *scratch,
+                            const struct gpu_binding *dx, const char *label)
 {
-	return pool_bwd(dev, seq, d, true, x, dy, dx, label);
+	return pool_bwd(dev, seq, d, true, x, dy, scratch, dx, label);
 }
 
 int nn_avgpool2d_bwd_record(struct gpu_device *dev, struct gpu_seq *seq, const struct nn_pool2d_desc *d,
                             const struct gpu_binding *dy, const struct gpu_binding *dx, const char *label)
 {
-	return pool_bwd(dev, seq, d, false, NULL, dy, dx, label);
+	return pool_bwd(dev, seq, d, false, NULL, dy, NULL, dx, label);
 }
 
 struct resize_bwd_push {

@@ -469,8 +469,9 @@ static int run(struct train_run *r)
 		}
 		struct nn_metrics_result m = {0};
 		double vloss[3] = {0, 0, 0};
-		struct nn_confusion *cm = NULL; // official ConfusionMatrix(nc, conf 0.25, iou 0.45)
-		if ((rc = nn_confusion_create(r->ds->nc, 0.25f, 0.45f, &cm)) || (rc = train_validate(r, &m, vloss, cm))) {
+		struct nn_confusion *cm = NULL;
+		if ((rc = nn_confusion_create(r->ds->nc, NN_CONFUSION_CONF, NN_CONFUSION_IOU, &cm)) ||
+		    (rc = train_validate(r, &m, vloss, cm))) {
 			nn_confusion_destroy(&cm);
 			break;
 		}

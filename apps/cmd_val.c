@@ -303,8 +303,8 @@ int cmd_val(int argc, char **argv)
 	int rc = nn_dataset_open(data, &ds);
 	if (!rc)
 		rc = nn_dataset_split_load(ds, split, &sp);
-	if (!rc && plots && !(rc = nn_mkdir_p(plots))) // official ConfusionMatrix(nc, conf 0.25, iou 0.45)
-		rc = nn_confusion_create(ds->nc, 0.25f, 0.45f, &cm);
+	if (!rc && plots && !(rc = nn_mkdir_p(plots)))
+		rc = nn_confusion_create(ds->nc, NN_CONFUSION_CONF, NN_CONFUSION_IOU, &cm);
 	mo.confusion = cm;
 	if (!rc) {
 		LOGI("val: %s %s: %zu images, %zu labels, %zu backgrounds, %zu corrupt", data, task,

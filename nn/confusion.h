@@ -10,6 +10,10 @@
 
 struct nn_confusion;
 
+// The thresholds val.py's ConfusionMatrix(nc) uses.
+#define NN_CONFUSION_CONF 0.25f
+#define NN_CONFUSION_IOU 0.45f
+
 // nc >= 1 classes; conf and iou thresholds (official 0.25, 0.45). -EINVAL, -ENOMEM.
 int nn_confusion_create(int nc, float conf, float iou, struct nn_confusion **out);
 void nn_confusion_destroy(struct nn_confusion **cm);

@@ -99,6 +99,8 @@ int nn_scan_cache_read(const char *path, uint64_t key, char **paths, size_t n, s
 	struct header h;
 	size_t *src = malloc((n ? n : 1) * sizeof(*src)); // listing index of each kept image
 	int rc = -EINVAL;
+	long size = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1; // bounds the label counts of a damaged file
+	rewind(f);
 	if (!src) {
 		rc = -ENOMEM;
 		goto done;
@@ -108,7 +110,9 @@ int nn_scan_cache_read(const char *path, uint64_t key, char **paths, size_t n, s
 		goto done;
 	for (size_t i = 0; i < n; i++) {
 		struct entry e;
-		if (fread(&e, sizeof(e), 1, f) != 1 || (e.kept && (e.width < 1 || e.height < 1)))
+		long at = ftell(f);
+		if (fread(&e, sizeof(e), 1, f) != 1 || (e.kept && (e.width < 1 || e.height < 1)) || size < at ||
+		    e.count > (uint64_t)(size - at) / sizeof(struct nn_label))
 			goto done;
 		if (!e.kept)
 			continue;

@@ -295,7 +295,7 @@ static int check_match(void)
 static int check_confusion(void)
 {
 	struct nn_confusion *cm = NULL;
-	if (nn_confusion_create(3, 0.25f, 0.45f, &cm))
+	if (nn_confusion_create(3, NN_CONFUSION_CONF, NN_CONFUSION_IOU, &cm))
 		return 1;
 	double want[4][4] = {{0}};
 	// 1: d0 = label A exactly; d1 (class 2) on label B (class 1) with IoU 0.818: a class confusion;

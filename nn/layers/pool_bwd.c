@@ -39,7 +39,7 @@ static int pool_bwd(struct gpu_device *dev, struct gpu_seq *seq, const struct nn
 	struct gpu_binding idx = { 0 };
 	if (is_max) { // pass 1: every window's maximum position
 		size_t need = nn_maxpool2d_bwd_scratch_bytes(d);
-		size_t have = scratch->size ? scratch->size : gpu_buf_size(scratch->buf) - scratch->offset;
+		size_t have = !scratch ? 0 : scratch->size ? scratch->size : gpu_buf_size(scratch->buf) - scratch->offset;
 		if (have < need || (uint64_t)d->h_in * d->w_in >= (1u << 24)) {
 			LOGE("max pool bwd %s: %s", label ? label : "",
 			     have < need ? "scratch too small for the window indices" : "planes of 2^24 elements or more");
